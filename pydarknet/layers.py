@@ -1,0 +1,634 @@
+"""One class per darknet cfg section: parse options, infer shapes, load weights, forward.
+
+Every class follows the same contract (see STYLE.md):
+  from_cfg(s, ctx)        parse and validate the section's options (parser.c parse_*)
+  infer(shapes, prev)     output shape (c, h, w) for the given input shapes; raises CfgError
+  params()                [(name, count)] in the order darknet stores them in .weights
+  load(arrays)            take the parameters (dict name -> float32 array)
+  forward(x, outputs, out, ws)  x: (N, c, h, w) previous output; writes and returns out
+Outputs are (N, c, h, w) float32, C-contiguous.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import kernels
+from .cfg import Section
+from .errors import CfgError
+
+Shape = tuple[int, int, int]  # (c, h, w)
+
+ACTIVATIONS = {
+    "linear": kernels.LINEAR, "leaky": kernels.LEAKY, "relu": kernels.RELU,
+    "logistic": kernels.LOGISTIC, "mish": kernels.MISH, "swish": kernels.SWISH,
+    "relu6": kernels.RELU6, "elu": kernels.ELU, "selu": kernels.SELU, "gelu": kernels.GELU,
+    "hard_mish": kernels.HARD_MISH, "relie": kernels.RELIE, "ramp": kernels.RAMP,
+    "tanh": kernels.TANH, "plse": kernels.PLSE, "lhtan": kernels.LHTAN, "loggy": kernels.LOGGY,
+    "stair": kernels.STAIR, "hardtan": kernels.HARDTAN,
+}  # fmt: skip
+
+# Keys that only matter for training: accepted silently in any section (parser.c reads them
+# into fields that forward passes on CPU inference never touch).
+TRAINING_KEYS = frozenset(
+    """stopbackward dont_update train_only_bn train burnin learning_rate_scale dontload
+    dontloadscales numload tune_only stopbackward_layers onlyforward""".split()
+)
+
+
+@dataclass
+class Ctx:
+    """What from_cfg may look at: this layer's index, earlier shapes, the [net] input."""
+
+    index: int
+    shapes: list[Shape]
+    prev: Shape
+    sections: list[Section]
+
+
+def _activation(s: Section, default: str) -> int:
+    name = s.get_str("activation", default)
+    if name not in ACTIVATIONS:
+        raise s.error(
+            "activation", f"unknown activation; supported: {', '.join(sorted(ACTIVATIONS))}"
+        )
+    return ACTIVATIONS[name]
+
+
+def _refuse(s: Section, key: str, default, why: str = "is not supported for inference yet"):
+    """Options that change inference and are not implemented: an error, never dropped."""
+    if s.has(key):
+        value = s.get_str(key)
+        if value != str(default):
+            raise s.error(key, why)
+
+
+def _layer_index(s: Section, key: str, value: int, ctx: Ctx) -> int:
+    """darknet parse_route: negative is relative to this layer, 0 or positive is absolute."""
+    index = ctx.index + value if value < 0 else value
+    if not 0 <= index < ctx.index:
+        raise s.error(
+            key, f"layer {value} is out of range: layer {ctx.index} can use layers 0..{ctx.index - 1}"
+        )
+    return index
+
+
+class Layer:
+    """Defaults shared by every layer class."""
+
+    IGNORED: frozenset[str] = frozenset()
+    PASSTHROUGH = False  # forward returns its input unchanged: no output buffer
+    section: Section
+    inputs: list[int]  # absolute indices of earlier layers read besides the previous one
+
+    def params(self) -> list[tuple[str, int]]:
+        return []
+
+    def load(self, arrays: dict[str, np.ndarray]) -> None:
+        pass
+
+    def workspace(self, prev: Shape, out: Shape) -> int:
+        return 0
+
+    def flops(self, prev: Shape, out: Shape) -> float:
+        return 0.0
+
+    def error(self, key: str | None, message: str) -> CfgError:
+        return self.section.error(key, message)
+
+    def describe(self, prev: Shape, out: Shape) -> str:
+        """One row of the layer table: type, options, input -> output (darknet's print)."""
+        name = type(self).__name__.lower()
+        extra = ""
+        if hasattr(self, "size") and hasattr(self, "stride_x"):
+            stride = f"{self.stride_x}" if self.stride_x == self.stride_y else (
+                f"{self.stride_x}x{self.stride_y}")
+            extra = f"{self.size:2d} x{self.size:2d}/{stride:>2}"
+        if getattr(self, "inputs", None):
+            extra = " ".join(str(i) for i in self.inputs)
+        filters = getattr(self, "filters", "")
+        return (f"{name:<10} {filters!s:>6} {extra:<14} {prev[2]:4d} x{prev[1]:4d} x{prev[0]:4d} ->"
+                f" {out[2]:4d} x{out[1]:4d} x{out[0]:4d}")
+
+
+@dataclass
+class Convolutional(Layer):
+    """[convolutional]: im2col + BLAS GEMM, batch norm folded at load (convolutional_layer.c)."""
+
+    section: Section
+    filters: int
+    size: int
+    stride_x: int
+    stride_y: int
+    dilation: int
+    padding: int
+    groups: int
+    batch_normalize: bool
+    activation: int
+    c: int = 0
+    inputs: list[int] = field(default_factory=list)
+    weights: np.ndarray | None = None  # (groups, filters/groups, c/groups*size*size)
+    biases: np.ndarray | None = None
+
+    IGNORED = frozenset({"binary", "xnor", "bin_output", "flipped", "assisted_excitation"})
+
+    @classmethod
+    def from_cfg(cls, s: Section, ctx: Ctx) -> Convolutional:
+        filters = s.get_int("filters", 1)
+        size = s.get_int("size", 1)
+        stride = s.get_int("stride", 1)
+        stride_x = s.get_int("stride_x", stride)
+        stride_y = s.get_int("stride_y", stride)
+        dilation = s.get_int("dilation", 1)
+        if size == 1:
+            dilation = 1  # parser.c: a 1x1 kernel ignores dilation
+        pad = s.get_int("pad", 0)
+        padding = s.get_int("padding", 0)
+        if pad:
+            padding = size // 2  # parser.c: pad=1 means "same" padding
+        groups = s.get_int("groups", 1)
+        bn = bool(s.get_int("batch_normalize", 0))
+        act = _activation(s, "logistic")  # darknet's default, unlike OpenCV's linear
+        for key in ("binary", "xnor"):
+            if s.get_int(key, 0):
+                raise s.error(key, "XNOR/binary convolutions are not supported")
+        _refuse(s, "antialiasing", 0)
+        _refuse(s, "share_index", -1000000000, "shared weights are not supported")
+        _refuse(s, "deform", 0)
+        for key in ("sway", "rotate", "stretch", "stretch_sway"):
+            _refuse(s, key, 0)
+        if filters < 1:
+            raise s.error("filters", "must be >= 1")
+        if size < 1:
+            raise s.error("size", "must be >= 1")
+        if stride_x < 1 or stride_y < 1:
+            raise s.error("stride", "must be >= 1")
+        if dilation < 1:
+            raise s.error("dilation", "must be >= 1")
+        if groups < 1 or filters % groups:
+            raise s.error("groups", f"must divide filters={filters}")
+        c = ctx.prev[0]
+        if c % groups:
+            raise s.error("groups", f"must divide the {c} input channels")
+        return cls(s, filters, size, stride_x, stride_y, dilation, padding, groups, bn, act, c)
+
+    def infer(self, shapes: list[Shape], prev: Shape) -> Shape:
+        c, h, w = prev
+        if c != self.c:
+            raise self.error(None, f"input has {c} channels, the weights were built for {self.c}")
+        span = self.dilation * (self.size - 1) + 1
+        out_h = (h + 2 * self.padding - span) // self.stride_y + 1
+        out_w = (w + 2 * self.padding - span) // self.stride_x + 1
+        if out_h < 1 or out_w < 1:
+            raise self.error("size", f"kernel {self.size} does not fit a {h}x{w} input")
+        return (self.filters, out_h, out_w)
+
+    @property
+    def direct(self) -> bool:
+        """1x1, stride 1, no padding: the input already is the im2col matrix (darknet does this)."""
+        return self.size == 1 and self.stride_x == 1 and self.stride_y == 1 and self.padding == 0
+
+    def params(self) -> list[tuple[str, int]]:
+        n = self.filters
+        out = [("biases", n)]
+        if self.batch_normalize:
+            out += [("scales", n), ("rolling_mean", n), ("rolling_variance", n)]
+        out.append(("weights", n * (self.c // self.groups) * self.size * self.size))
+        return out
+
+    def load(self, arrays: dict[str, np.ndarray]) -> None:
+        n, g = self.filters, self.groups
+        w = arrays["weights"].reshape(n, -1)
+        b = arrays["biases"]
+        if self.batch_normalize:
+            # network.c fuse_conv_batchnorm: in double, eps .00001
+            scale = arrays["scales"].astype(np.float64)
+            std = np.sqrt(arrays["rolling_variance"].astype(np.float64) + 0.00001)
+            b = b - scale * arrays["rolling_mean"] / std
+            w = w * (scale / std)[:, None]
+        self.weights = np.ascontiguousarray(w.reshape(g, n // g, -1), dtype=np.float32)
+        self.biases = np.ascontiguousarray(b, dtype=np.float32)
+
+    def workspace(self, prev: Shape, out: Shape) -> int:
+        if self.direct:
+            return 0
+        return prev[0] * self.size * self.size * out[1] * out[2]
+
+    def flops(self, prev: Shape, out: Shape) -> float:
+        # convolutional_layer.c: bflops = 2 * n * size*size*c/groups * out_h*out_w
+        return 2.0 * self.filters * self.size * self.size * self.c / self.groups * out[1] * out[2]
+
+    def forward(self, x, outputs, out, ws):
+        c, h, w = x.shape[1:]
+        n, out_h, out_w = out.shape[1:]
+        g = self.groups
+        rows = c // g * self.size * self.size  # im2col rows per group
+        for b in range(x.shape[0]):
+            if self.direct:
+                cols = x[b].reshape(c, h * w)  # (c, h*w)
+            else:
+                cols = ws[: c * self.size * self.size * out_h * out_w].reshape(-1, out_h * out_w)
+                kernels.im2col(
+                    x[b], self.size, self.stride_y, self.stride_x, self.padding,
+                    self.dilation, out_h, out_w, cols,
+                )  # fmt: skip
+            y = out[b].reshape(n, out_h * out_w)  # (n, out_h*out_w)
+            for j in range(g):
+                np.matmul(
+                    self.weights[j], cols[j * rows : (j + 1) * rows],
+                    out=y[j * (n // g) : (j + 1) * (n // g)],
+                )  # fmt: skip
+            kernels.bias_activate(y, self.biases, self.activation)
+        return out
+
+
+@dataclass
+class MaxPool(Layer):
+    """[maxpool]: padding is the total padding, origin -padding/2 (maxpool_layer.c)."""
+
+    section: Section
+    size: int
+    stride_x: int
+    stride_y: int
+    padding: int
+    inputs: list[int] = field(default_factory=list)
+
+    @classmethod
+    def from_cfg(cls, s: Section, ctx: Ctx) -> MaxPool:
+        stride = s.get_int("stride", 1)
+        stride_x = s.get_int("stride_x", stride)
+        stride_y = s.get_int("stride_y", stride)
+        size = s.get_int("size", stride)
+        padding = s.get_int("padding", size - 1)  # parser.c: total padding, not per side
+        _refuse(s, "maxpool_depth", 0)
+        _refuse(s, "antialiasing", 0)
+        if size < 1:
+            raise s.error("size", "must be >= 1")
+        if stride_x < 1 or stride_y < 1:
+            raise s.error("stride", "must be >= 1")
+        if padding < 0:
+            raise s.error("padding", "must be >= 0")
+        return cls(s, size, stride_x, stride_y, padding)
+
+    def infer(self, shapes: list[Shape], prev: Shape) -> Shape:
+        c, h, w = prev
+        out_h = (h + self.padding - self.size) // self.stride_y + 1
+        out_w = (w + self.padding - self.size) // self.stride_x + 1
+        if out_h < 1 or out_w < 1:
+            raise self.error("size", f"window {self.size} does not fit a {h}x{w} input")
+        return (c, out_h, out_w)
+
+    def forward(self, x, outputs, out, ws):
+        for b in range(x.shape[0]):
+            kernels.maxpool(x[b], self.size, self.stride_y, self.stride_x, self.padding, out[b])
+        return out
+
+
+@dataclass
+class Route(Layer):
+    """[route]: concatenate layers' outputs; with groups, take slice group_id (route_layer.c)."""
+
+    section: Section
+    inputs: list[int]
+    groups: int
+    group_id: int
+
+    @classmethod
+    def from_cfg(cls, s: Section, ctx: Ctx) -> Route:
+        layers = [_layer_index(s, "layers", v, ctx) for v in s.get_ints("layers")]
+        groups = s.get_int("groups", 1)
+        group_id = s.get_int("group_id", 0)
+        if groups < 1:
+            raise s.error("groups", "must be >= 1")
+        if not 0 <= group_id < groups:
+            raise s.error("group_id", f"must be in 0..{groups - 1}")
+        return cls(s, layers, groups, group_id)
+
+    def infer(self, shapes: list[Shape], prev: Shape) -> Shape:
+        first = shapes[self.inputs[0]]
+        c = 0
+        for i in self.inputs:
+            ci, hi, wi = shapes[i]
+            if (hi, wi) != first[1:]:
+                raise self.error(
+                    "layers",
+                    f"layer {i} is {hi}x{wi} but layer {self.inputs[0]} is "
+                    f"{first[1]}x{first[2]}; routed layers must have the same size",
+                )
+            if ci % self.groups:
+                raise self.error("groups", f"layer {i} has {ci} channels, not divisible")
+            c += ci // self.groups
+        return (c, first[1], first[2])
+
+    def forward(self, x, outputs, out, ws):
+        start = 0
+        for i in self.inputs:
+            src = outputs[i]
+            part = src.shape[1] // self.groups
+            lo = part * self.group_id
+            out[:, start : start + part] = src[:, lo : lo + part]
+            start += part
+        return out
+
+
+@dataclass
+class Shortcut(Layer):
+    """[shortcut]: previous output plus other layers' (weighted) outputs (shortcut_layer.c)."""
+
+    section: Section
+    inputs: list[int]
+    activation: int
+    weights_type: str
+    normalization: str
+    c: int = 0
+    weights: np.ndarray | None = None
+
+    @classmethod
+    def from_cfg(cls, s: Section, ctx: Ctx) -> Shortcut:
+        layers = [_layer_index(s, "from", v, ctx) for v in s.get_ints("from")]
+        act = _activation(s, "linear")
+        wt = s.get_str("weights_type", "none")
+        if wt == "per_layer":
+            wt = "per_feature"  # parser.c treats them alike
+        if wt not in ("none", "per_feature", "per_channel"):
+            raise s.error("weights_type", "expected none, per_feature, per_layer or per_channel")
+        norm = s.get_str("weights_normalization", "none")
+        if norm == "avg_relu":
+            norm = "relu"
+        if norm not in ("none", "relu", "softmax"):
+            raise s.error("weights_normalization", "expected none, relu, avg_relu or softmax")
+        return cls(s, layers, act, wt, norm, ctx.prev[0])
+
+    def infer(self, shapes: list[Shape], prev: Shape) -> Shape:
+        for i in self.inputs:
+            if shapes[i][1:] != prev[1:]:
+                raise self.error(
+                    "from",
+                    f"layer {i} is {shapes[i][1]}x{shapes[i][2]} but the previous layer is "
+                    f"{prev[1]}x{prev[2]}; shortcut needs the same width and height",
+                )
+        return prev
+
+    def params(self) -> list[tuple[str, int]]:
+        n = len(self.inputs) + 1
+        if self.weights_type == "per_feature":
+            return [("weights", n)]
+        if self.weights_type == "per_channel":
+            return [("weights", n * self.c)]
+        return []
+
+    def load(self, arrays: dict[str, np.ndarray]) -> None:
+        if self.weights_type == "none":
+            return
+        n = len(self.inputs) + 1
+        w = arrays["weights"].reshape(n, -1).astype(np.float32)  # (n, 1) or (n, c)
+        if self.normalization == "relu":
+            w = np.maximum(w, 0)
+            w = w / (np.float32(0.0001) + w.sum(0))
+        elif self.normalization == "softmax":
+            e = np.exp(w - w.max(0))
+            w = e / (np.float32(0.0001) + e.sum(0))
+        self.weights = np.ascontiguousarray(w, dtype=np.float32)
+
+    def forward(self, x, outputs, out, ws):
+        # blas.c shortcut_multilayer_cpu: over the flat index, each input adds where it exists,
+        # i.e. the first min(c, c_from) channels when channel counts differ.
+        c = out.shape[1]
+        w = self.weights
+        if w is None:
+            out[...] = x
+        else:
+            out[...] = x * w[0].reshape(1, -1, 1, 1)
+        for k, i in enumerate(self.inputs, start=1):
+            src = outputs[i]
+            m = min(c, src.shape[1])
+            if w is None:
+                out[:, :m] += src[:, :m]
+            else:
+                out[:, :m] += src[:, :m] * w[k].reshape(1, -1, 1, 1)[:, :m]
+        if self.activation != kernels.LINEAR:
+            kernels.activate(out.reshape(-1, out.shape[2] * out.shape[3]), self.activation)
+        return out
+
+
+@dataclass
+class Upsample(Layer):
+    """[upsample]: nearest-neighbour by stride; negative stride sums down (upsample_layer.c)."""
+
+    section: Section
+    stride: int
+    scale: float
+    inputs: list[int] = field(default_factory=list)
+
+    @classmethod
+    def from_cfg(cls, s: Section, ctx: Ctx) -> Upsample:
+        stride = s.get_int("stride", 2)  # parser.c parse_upsample default (OpenCV: 1)
+        scale = s.get_float("scale", 1.0)
+        if stride == 0:
+            raise s.error("stride", "must not be 0")
+        return cls(s, stride, scale)
+
+    def infer(self, shapes: list[Shape], prev: Shape) -> Shape:
+        c, h, w = prev
+        if self.stride > 0:
+            return (c, h * self.stride, w * self.stride)
+        s = -self.stride
+        if h // s < 1 or w // s < 1:
+            raise self.error("stride", f"{h}x{w} input is smaller than the stride")
+        return (c, h // s, w // s)
+
+    def forward(self, x, outputs, out, ws):
+        if self.stride > 0:
+            for b in range(x.shape[0]):
+                kernels.upsample(x[b], self.stride, np.float32(self.scale), out[b])
+        else:
+            # reverse upsample_cpu: each output sums its stride x stride window, times scale
+            s = -self.stride
+            n, c, oh, ow = out.shape
+            win = x[:, :, : oh * s, : ow * s].reshape(n, c, oh, s, ow, s)
+            out[...] = win.sum(axis=(3, 5), dtype=np.float32) * np.float32(self.scale)
+        return out
+
+
+@dataclass
+class Reorg(Layer):
+    """[reorg]: space-to-depth the way darknet's reorg_cpu(..., forward=0) does it (yolov2)."""
+
+    section: Section
+    stride: int
+    inputs: list[int] = field(default_factory=list)
+
+    @classmethod
+    def from_cfg(cls, s: Section, ctx: Ctx) -> Reorg:
+        stride = s.get_int("stride", 1)
+        _refuse(s, "reverse", 0)
+        _refuse(s, "flatten", 0)
+        _refuse(s, "extra", 0)
+        if stride < 1:
+            raise s.error("stride", "must be >= 1")
+        return cls(s, stride)
+
+    def infer(self, shapes: list[Shape], prev: Shape) -> Shape:
+        c, h, w = prev
+        s = self.stride
+        if h % s or w % s:
+            raise self.error("stride", f"must divide the {h}x{w} input")
+        return (c * s * s, h // s, w // s)
+
+    def forward(self, x, outputs, out, ws):
+        # out[off*c + k, j, i] = in[k, j*s + off//s, i*s + off%s]   (reorg_layer.c)
+        s = self.stride
+        c = x.shape[1]
+        for off in range(s * s):
+            out[:, off * c : (off + 1) * c] = x[:, :, off // s :: s, off % s :: s]
+        return out
+
+
+@dataclass
+class Yolo(Layer):
+    """[yolo]: a detection head; forward is the identity, decoding is in postprocess.py."""
+
+    PASSTHROUGH = True
+
+    section: Section
+    mask: list[int]
+    anchors: np.ndarray  # (total, 2) in network-input pixels
+    classes: int
+    scale_x_y: float
+    new_coords: int
+    nms_kind: str
+    beta_nms: float
+    inputs: list[int] = field(default_factory=list)
+
+    IGNORED = frozenset(
+        """jitter ignore_thresh truth_thresh random resize iou_normalizer cls_normalizer
+        obj_normalizer iou_loss iou_thresh iou_thresh_kind max_delta counters_per_class
+        label_smooth_eps focal_loss objectness_smooth uc_normalizer delta_normalizer
+        map embedding_layer track_history_size sim_thresh dets_for_track dets_for_show
+        track_ciou_norm show_details random_scale""".split()
+    )
+
+    @classmethod
+    def from_cfg(cls, s: Section, ctx: Ctx) -> Yolo:
+        classes = s.get_int("classes", 20)
+        num = s.get_int("num", 1)
+        mask = s.get_ints("mask", list(range(num)))
+        anchors = s.get_floats("anchors", [])
+        if len(anchors) % 2:
+            raise s.error("anchors", f"{len(anchors)} numbers do not make (w, h) pairs")
+        total = len(anchors) // 2
+        if total < num and anchors:
+            raise s.error("num", f"num={num} but anchors lists only {total} pairs")
+        for i in mask:
+            if not 0 <= i < max(total, num):
+                raise s.error("mask", f"index {i} is out of range for {total} anchors")
+        if not anchors:
+            anchors = [0.5, 0.5] * max(num, max(mask) + 1)  # parser.c leaves biases at .5
+        scale_x_y = s.get_float("scale_x_y", 1.0)
+        new_coords = s.get_int("new_coords", 0)
+        nms_kind = s.get_str("nms_kind", "default")
+        if nms_kind not in ("default", "greedynms", "diounms", "cornersnms"):
+            raise s.error("nms_kind", "expected default, greedynms, diounms or cornersnms")
+        beta_nms = s.get_float("beta_nms", 0.6)
+        layer = cls(s, mask, np.array(anchors, np.float32).reshape(-1, 2), classes,
+                    scale_x_y, new_coords, nms_kind, beta_nms)  # fmt: skip
+        layer.check_input(ctx.prev, ctx)
+        return layer
+
+    def check_input(self, prev: Shape, ctx: Ctx | None = None) -> None:
+        need = len(self.mask) * (self.classes + 5)
+        if prev[0] != need:
+            raise self.error(
+                "classes",
+                f"the previous layer gives {prev[0]} channels but [yolo] needs "
+                f"len(mask)*(classes+5) = {len(self.mask)}*({self.classes}+5) = {need}; "
+                "set filters= of the [convolutional] before it to match",
+            )
+
+    def infer(self, shapes: list[Shape], prev: Shape) -> Shape:
+        return prev
+
+    def forward(self, x, outputs, out, ws):
+        return x
+
+
+@dataclass
+class Region(Layer):
+    """[region]: yolov2 head; forward is the identity, decoding in postprocess.py (region_layer.c)."""
+
+    PASSTHROUGH = True
+
+    section: Section
+    anchors: np.ndarray  # (num, 2) in grid cells
+    classes: int
+    coords: int
+    num: int
+    softmax: bool
+    inputs: list[int] = field(default_factory=list)
+
+    IGNORED = frozenset(
+        """jitter rescore bias_match object_scale noobject_scale class_scale coord_scale
+        thresh absolute random max_delta focal_loss""".split()
+    )
+
+    @classmethod
+    def from_cfg(cls, s: Section, ctx: Ctx) -> Region:
+        classes = s.get_int("classes", 20)
+        coords = s.get_int("coords", 4)
+        num = s.get_int("num", 1)
+        softmax = bool(s.get_int("softmax", 0))
+        anchors = s.get_floats("anchors", [0.5] * (2 * num))
+        if len(anchors) != 2 * num:
+            raise s.error("anchors", f"needs num*2 = {2 * num} numbers, found {len(anchors)}")
+        _refuse(s, "tree", "", "softmax trees (yolo9000) are not supported")
+        _refuse(s, "map", "", "class maps are not supported")
+        if coords != 4:
+            raise s.error("coords", "only coords=4 is supported")
+        need = num * (coords + 1 + classes)
+        if ctx.prev[0] != need:
+            raise s.error(
+                "classes",
+                f"the previous layer gives {ctx.prev[0]} channels but [region] needs "
+                f"num*(coords+1+classes) = {need}",
+            )
+        anchors_arr = np.array(anchors, np.float32).reshape(num, 2)
+        return cls(s, anchors_arr, classes, coords, num, softmax)
+
+    def infer(self, shapes: list[Shape], prev: Shape) -> Shape:
+        return prev
+
+    def forward(self, x, outputs, out, ws):
+        return x
+
+
+@dataclass
+class Dropout(Layer):
+    """[dropout]: the identity at inference (dropout_layer.c)."""
+
+    PASSTHROUGH = True
+
+    section: Section
+    inputs: list[int] = field(default_factory=list)
+    IGNORED = frozenset({"probability", "dropblock", "dropblock_size_rel", "dropblock_size_abs"})
+
+    @classmethod
+    def from_cfg(cls, s: Section, ctx: Ctx) -> Dropout:
+        return cls(s)
+
+    def infer(self, shapes: list[Shape], prev: Shape) -> Shape:
+        return prev
+
+    def forward(self, x, outputs, out, ws):
+        return x
+
+
+LAYERS = {
+    "convolutional": Convolutional, "conv": Convolutional, "maxpool": MaxPool, "max": MaxPool,
+    "route": Route, "shortcut": Shortcut, "upsample": Upsample, "reorg": Reorg,
+    "yolo": Yolo, "region": Region, "dropout": Dropout,
+}  # fmt: skip
+
+# Output heads: forward(x) returns the raw map fed into each of these, in cfg order.
+HEADS = (Yolo, Region)

@@ -1,0 +1,282 @@
+"""Slow, obviously correct twins of pydarknet's optimized code, for the tests to compare against."""
+
+# --- image / postprocess twins ---
+# Slow, literal loop ports of darknet's C for pydarknet/image.py and pydarknet/postprocess.py
+# (image.c resize_image/letterbox_image, yolo_layer.c, region_layer.c, box.c). One scalar at a
+# time: np.float32 where C has float, Python float (a C double) where C promotes to double.
+import math as _math
+
+import numpy as _np
+
+_f32 = _np.float32
+
+
+def resize_image(im, w, h):
+    """image.c resize_image, as a triple loop. im (C, H, W) float32 -> (C, h, w)."""
+    n_c, ih, iw = im.shape
+    if iw == w and ih == h:
+        return im.copy()
+    part = _np.zeros((n_c, ih, w), _f32)
+    resized = _np.zeros((n_c, h, w), _f32)
+    w_scale = _f32(iw - 1) / _f32(w - 1) if w > 1 else None  # unused when w == 1
+    h_scale = _f32(ih - 1) / _f32(h - 1) if h > 1 else _f32(0)  # C divides by 0 here
+    for k in range(n_c):
+        for r in range(ih):
+            for c in range(w):
+                if c == w - 1 or iw == 1:
+                    val = im[k, r, iw - 1]
+                else:
+                    sx = _f32(c) * w_scale
+                    ix = int(sx)
+                    dx = sx - _f32(ix)
+                    val = (_f32(1) - dx) * im[k, r, ix] + dx * im[k, r, ix + 1]
+                part[k, r, c] = val
+    for k in range(n_c):
+        for r in range(h):
+            sy = _f32(r) * h_scale
+            iy = int(sy)
+            dy = sy - _f32(iy)
+            for c in range(w):
+                resized[k, r, c] = (_f32(1) - dy) * part[k, iy, c]
+            if r == h - 1 or ih == 1:
+                continue
+            for c in range(w):
+                resized[k, r, c] += dy * part[k, iy + 1, c]
+    return resized
+
+
+def letterbox_image(im, w, h):
+    """image.c letterbox_image: fit, resize_image, embed on a 0.5 canvas."""
+    n_c, ih, iw = im.shape
+    if (_f32(w) / _f32(iw)) < (_f32(h) / _f32(ih)):
+        new_w, new_h = w, (ih * w) // iw
+    else:
+        new_h, new_w = h, (iw * h) // ih
+    resized = resize_image(im, new_w, new_h)
+    boxed = _np.full((n_c, h, w), 0.5, _f32)
+    dx, dy = (w - new_w) // 2, (h - new_h) // 2
+    for k in range(n_c):
+        for y in range(new_h):
+            for x in range(new_w):
+                if 0 <= dx + x < w and 0 <= dy + y < h:  # set_pixel ignores outside writes
+                    boxed[k, dy + y, dx + x] = resized[k, y, x]
+    return boxed
+
+
+def _pp_logistic(x):
+    """activations.h logistic_activate: 1.f/(1.f + expf(-x)); expf = exp in double, as float."""
+    with _np.errstate(over="ignore"):
+        e = _f32(_np.exp(-_np.float64(x)))
+    return _f32(1) / (_f32(1) + e)
+
+
+def _pp_exp_times(t, anchor, size):
+    """C `exp(t) * anchor / size`: all double, stored to float."""
+    with _np.errstate(over="ignore"):
+        return _f32(_np.exp(_np.float64(t)) * float(anchor) / float(size))
+
+
+def decode_yolo(raw, anchors, mask, classes, scale_x_y, new_coords, net_w, net_h, thresh):
+    """forward_yolo_layer + get_yolo_detections (+ get_yolo_box) over a flat l.output."""
+    n = len(mask)
+    _, lh, lw = raw.shape
+    biases = [_f32(v) for v in _np.asarray(anchors, _f32).reshape(-1)]
+    out = _np.array(raw, _f32).reshape(-1)
+
+    def entry(a, e, loc):  # yolo_layer.c entry_index for batch 0
+        return a * lw * lh * (4 + classes + 1) + e * lw * lh + loc
+
+    alpha = _f32(scale_x_y)
+    beta = _f32(-0.5 * float(alpha - 1))
+    for a in range(n):
+        for e in range(5 + classes):
+            for loc in range(lw * lh):
+                v = out[entry(a, e, loc)]
+                if not new_coords and e != 2 and e != 3:
+                    v = _pp_logistic(v)
+                if e < 2:
+                    v = v * alpha + beta
+                out[entry(a, e, loc)] = v
+    t = _f32(thresh)
+    boxes, objs, probs = [], [], []
+    for i in range(lw * lh):
+        row, col = i // lw, i % lw
+        for a in range(n):
+            obj = out[entry(a, 4, i)]
+            if not obj > t:
+                continue
+            tx, ty, tw, th = (out[entry(a, e, i)] for e in range(4))
+            bw, bh = biases[2 * mask[a]], biases[2 * mask[a] + 1]
+            x = (_f32(col) + tx) / _f32(lw)
+            y = (_f32(row) + ty) / _f32(lh)
+            if new_coords:
+                w = tw * tw * _f32(4) * bw / _f32(net_w)
+                h = th * th * _f32(4) * bh / _f32(net_h)
+            else:
+                w = _pp_exp_times(tw, bw, net_w)
+                h = _pp_exp_times(th, bh, net_h)
+            boxes.append([x, y, w, h])
+            objs.append(obj)
+            row_p = []
+            for j in range(classes):
+                p = obj * out[entry(a, 5 + j, i)]
+                row_p.append(p if p > t else _f32(0))
+            probs.append(row_p)
+    return (
+        _np.array(boxes, _f32).reshape(-1, 4),
+        _np.array(objs, _f32),
+        _np.array(probs, _f32).reshape(-1, classes),
+    )
+
+
+def decode_region(raw, anchors, classes, coords, num, softmax, net_w, net_h, thresh,
+                  hier_thresh=0.5):  # fmt: skip
+    """AlexeyAB forward_region_layer (flatten, logistic, softmax) + get_region_boxes."""
+    size = coords + 1 + classes
+    _, lh, lw = raw.shape
+    layers = size * num
+    biases = [_f32(v) for v in _np.asarray(anchors, _f32).reshape(-1)]
+    src = _np.array(raw, _f32).reshape(-1)
+    out = _np.zeros(len(src), _f32)
+    for ch in range(layers):  # blas.c flatten(..., forward=1)
+        for i in range(lw * lh):
+            out[i * layers + ch] = src[ch * lw * lh + i]
+    for i in range(lh * lw * num):
+        out[size * i + 4] = _pp_logistic(out[size * i + 4])
+    if softmax:
+        for i in range(lh * lw * num):
+            base = size * i + 5
+            largest = -_np.finfo(_f32).max
+            for j in range(classes):
+                if out[base + j] > largest:
+                    largest = out[base + j]
+            total = _f32(0)
+            for j in range(classes):
+                e = _f32(_np.exp(_np.float64(out[base + j] - largest)))
+                total += e
+                out[base + j] = e
+            for j in range(classes):
+                out[base + j] = out[base + j] / total
+    t = _f32(thresh)
+    boxes = _np.zeros((lw * lh * num, 4), _f32)
+    probs = _np.zeros((lw * lh * num, classes), _f32)
+    for i in range(lw * lh):
+        row, col = i // lw, i % lw
+        for n in range(num):
+            index = i * num + n
+            scale = out[index * size + 4]
+            b = index * size
+            boxes[index] = [
+                (_f32(col) + _pp_logistic(out[b + 0])) / _f32(lw),
+                (_f32(row) + _pp_logistic(out[b + 1])) / _f32(lh),
+                _pp_exp_times(out[b + 2], biases[2 * n], lw),
+                _pp_exp_times(out[b + 3], biases[2 * n + 1], lh),
+            ]
+            for j in range(classes):
+                p = scale * out[b + 5 + j]
+                probs[index, j] = p if p > t else _f32(0)
+    return boxes, _np.ones(lw * lh * num, _f32), probs
+
+
+def _pp_overlap(x1, w1, x2, w2):
+    l1 = x1 - w1 / _f32(2)
+    l2 = x2 - w2 / _f32(2)
+    left = l1 if l1 > l2 else l2
+    r1 = x1 + w1 / _f32(2)
+    r2 = x2 + w2 / _f32(2)
+    right = r1 if r1 < r2 else r2
+    return right - left
+
+
+def box_iou(a, b):
+    """box.c box_iou (with box_intersection, box_union)."""
+    w = _pp_overlap(a[0], a[2], b[0], b[2])
+    h = _pp_overlap(a[1], a[3], b[1], b[3])
+    inter = _f32(0) if (w < 0 or h < 0) else w * h
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    if inter == 0 or union == 0:
+        return _f32(0)
+    return inter / union
+
+
+def _pp_diou(a, b, exponent):
+    top = min(a[1] - a[3] / _f32(2), b[1] - b[3] / _f32(2))  # box_c
+    bot = max(a[1] + a[3] / _f32(2), b[1] + b[3] / _f32(2))
+    left = min(a[0] - a[2] / _f32(2), b[0] - b[2] / _f32(2))
+    right = max(a[0] + a[2] / _f32(2), b[0] + b[2] / _f32(2))
+    w = right - left
+    h = bot - top
+    c = w * w + h * h
+    iou = box_iou(a, b)
+    if c == 0:
+        return iou
+    d = (a[0] - b[0]) * (a[0] - b[0]) + (a[1] - b[1]) * (a[1] - b[1])
+    u = _f32(_math.pow(float(d / c), exponent))
+    return iou - u
+
+
+def box_diou(a, b):
+    """box.c box_diou: exponent hard-coded 0.6 (a double literal)."""
+    return _pp_diou(a, b, 0.6)
+
+
+def box_diounms(a, b, beta1):
+    """box.c box_diounms: exponent beta1 (a float parameter)."""
+    return _pp_diou(a, b, float(_f32(beta1)))
+
+
+class _PpDet:
+    """The fields of darknet's `detection` that NMS reads and writes."""
+
+    def __init__(self, index, bbox, objectness, prob):
+        self.index, self.bbox, self.objectness, self.prob = index, bbox, objectness, prob
+
+
+def _pp_nms_sort(boxes, objectness, probs, thresh, suppress):
+    dets = [_PpDet(i, [_f32(v) for v in boxes[i]], objectness[i], [_f32(v) for v in probs[i]])
+            for i in range(len(boxes))]  # fmt: skip
+    total = len(dets)
+    k = total - 1
+    i = 0
+    while i <= k:  # for (i = 0; i <= k; ++i) { if (objectness == 0) { swap; --k; --i; } }
+        if dets[i].objectness == 0:
+            dets[i], dets[k] = dets[k], dets[i]
+            k -= 1
+            i -= 1
+        i += 1
+    total = k + 1
+    classes = probs.shape[1]
+    for k in range(classes):
+        # qsort(nms_comparator): prob[k] descending; glibc's merge sort is stable, like sorted()
+        dets[:total] = sorted(dets[:total], key=lambda d: -d.prob[k])
+        for i in range(total):
+            if dets[i].prob[k] == 0:
+                continue
+            a = dets[i].bbox
+            for j in range(i + 1, total):
+                if suppress(a, dets[j].bbox):
+                    dets[j].prob[k] = _f32(0)
+    out = _np.array(probs, _f32, copy=True)
+    for d in dets:
+        out[d.index] = d.prob
+    return out, [d.index for d in dets]
+
+
+def do_nms_sort(boxes, objectness, probs, thresh):
+    """box.c do_nms_sort -> (new probs, final order of the dets array)."""
+    t = _f32(thresh)
+    return _pp_nms_sort(boxes, objectness, probs, t, lambda a, b: box_iou(a, b) > t)
+
+
+def diounms_sort(boxes, objectness, probs, thresh, nms_kind, beta1):
+    """box.c diounms_sort, with its if / else-if chain over nms_kind."""
+    t = _f32(thresh)
+
+    def suppress(a, b):
+        if nms_kind == "cornersnms" and box_iou(a, b) > t:
+            return True
+        if nms_kind == "greedynms" and box_diou(a, b) > t:
+            return True
+        return nms_kind == "diounms" and box_diounms(a, b, beta1) > t
+
+    return _pp_nms_sort(boxes, objectness, probs, t, suppress)
