@@ -1,0 +1,68 @@
+"""The .weights header (32- vs 64-bit seen), exact float counts, and batch-norm folding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import pydarknet
+from pydarknet.errors import WeightsError
+from pydarknet.weights import Header, WeightsReader, write_weights
+
+CFG = "[net]\nwidth=8\nheight=8\nchannels=2\n[convolutional]\nbatch_normalize=1\nfilters=3\nsize=3\npad=1\nactivation=linear\n"
+
+
+@pytest.mark.parametrize("major,minor,nbytes", [(0, 1, 16), (0, 2, 20), (1, 0, 20), (0, 0, 16)])
+def test_header_seen_width(tmp_path, major, minor, nbytes):
+    path = tmp_path / "h.weights"
+    write_weights(path, [np.arange(5, dtype=np.float32)], Header(major, minor, 7, 123))
+    assert path.stat().st_size == nbytes + 20
+    r = WeightsReader(path, 5)
+    assert (r.header.major, r.header.minor, r.header.revision, r.header.seen) == (major, minor, 7, 123)
+    np.testing.assert_array_equal(r.take(5), np.arange(5, dtype=np.float32))
+    r.finish()
+
+
+def test_take_past_the_end_and_leftovers(tmp_path):
+    path = tmp_path / "s.weights"
+    write_weights(path, [np.ones(4, np.float32)])
+    r = WeightsReader(path)
+    with pytest.raises(WeightsError, match="ran out of floats at layer 3: needs 5 more after 0 but the file holds 4"):
+        r.take(5, "layer 3")
+    r.take(3)
+    with pytest.raises(WeightsError, match="1 floats left over"):
+        r.finish()
+
+
+def test_short_header(tmp_path):
+    path = tmp_path / "x.weights"
+    path.write_bytes(b"\0" * 10)
+    with pytest.raises(WeightsError, match=r"x\.weights: 10 bytes is too short"):
+        WeightsReader(path)
+
+
+def test_batchnorm_is_folded_like_darknet(tmp_path):
+    cfg = tmp_path / "bn.cfg"
+    cfg.write_text(CFG)
+    net = pydarknet.Network(cfg)
+    assert [name for _, name, _ in net.param_spec()] == [
+        "biases", "scales", "rolling_mean", "rolling_variance", "weights"]  # darknet's order
+    rng = np.random.default_rng(3)
+    b, s, m, v = (rng.uniform(0.5, 1.5, 3).astype(np.float32) for _ in range(4))
+    w = rng.normal(size=3 * 2 * 9).astype(np.float32)
+    path = tmp_path / "bn.weights"
+    write_weights(path, [b, s, m, v, w])
+    net.load_weights(path)
+    x = rng.random((1, 2, 8, 8), dtype=np.float32)
+    net.heads = [0]
+    (y,) = net.forward(x)
+    # unfused reference: conv, then (y - mean) / sqrt(var + .00001) * scale + bias (normalize_cpu)
+    xp = np.pad(x[0].astype(np.float64), ((0, 0), (1, 1), (1, 1)))
+    wk = w.reshape(3, 2, 3, 3).astype(np.float64)
+    conv = np.zeros((3, 8, 8))
+    for i in range(8):
+        for j in range(8):
+            conv[:, i, j] = (wk * xp[None, :, i : i + 3, j : j + 3]).sum(axis=(1, 2, 3))
+    want = (conv - m[:, None, None]) / np.sqrt(v[:, None, None] + 0.00001) * s[:, None, None]
+    want += b[:, None, None]
+    np.testing.assert_allclose(y[0], want, rtol=1e-5, atol=1e-5)
