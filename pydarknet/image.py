@@ -33,6 +33,8 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageError(f"{path}: cannot read image (no such file)")
     if p.is_dir():
         raise ImageError(f"{path}: cannot read image (it is a directory)")
+    if not os.access(p, os.R_OK):
+        raise ImageError(f"{path}: cannot read image (permission denied)")
     if p.stat().st_size == 0:
         raise ImageError(f"{path}: cannot read image (the file is empty)")
     img = cv2.imread(str(p), cv2.IMREAD_COLOR)  # applies EXIF orientation, like darknet
@@ -46,7 +48,8 @@ def to_planar_rgb(bgr_u8: np.ndarray) -> np.ndarray:
     if bgr_u8.ndim != 3 or bgr_u8.shape[2] != 3 or bgr_u8.dtype != np.uint8:
         raise ValueError(f"expected a BGR uint8 (h, w, 3) image, got {bgr_u8.dtype} {bgr_u8.shape}")
     out = np.empty((3, *bgr_u8.shape[:2]), _F)
-    for k, plane in enumerate(reversed(cv2.split(bgr_u8))):  # R, G, B; faster than a transpose
+    planes = cv2.split(np.ascontiguousarray(bgr_u8))
+    for k, plane in enumerate(reversed(planes)):  # R, G, B; faster than a transpose
         out[k] = plane
     out /= _F(255.0)
     return out
@@ -117,7 +120,7 @@ def letterbox_size(im_w: int, im_h: int, w: int, h: int) -> tuple[int, int]:
 
 
 def letterbox_image(im: np.ndarray, w: int, h: int) -> np.ndarray:
-    """Fit (C, H, W) into (C, h, w) keeping aspect, centred on 0.5 grey (image.c letterbox_image)."""
+    """Fit (C, H, W) into (C, h, w), aspect kept, centred on 0.5 grey (image.c letterbox_image)."""
     c, ih, iw = im.shape
     new_w, new_h = letterbox_size(iw, ih, w, h)
     resized = resize_image(im, new_w, new_h)
@@ -168,7 +171,7 @@ def _draw_box(img: np.ndarray, x1: int, y1: int, x2: int, y2: int, color) -> Non
 
 
 def _to_pixel(v: float, hi: int) -> int:
-    """C's (int) truncation of a pixel coordinate, then the clip to [0, hi] of draw_detections_v3."""
+    """C's (int) truncation of a pixel coordinate, then draw_detections_v3's clip to [0, hi]."""
     if math.isnan(v):
         return 0
     return int(min(max(v, 0.0), float(hi)))  # trunc and clip commute for integer bounds

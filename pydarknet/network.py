@@ -224,7 +224,8 @@ class Network:
             last = self.layers[self.heads[-1]]
             kind = getattr(last, "nms_kind", "default")
             beta = getattr(last, "beta_nms", 0.6)
-            postprocess.nms(boxes_a, objs_a, probs_a, nms, kind, beta)
+            order = postprocess.nms(boxes_a, objs_a, probs_a, nms, kind, beta)
+            boxes_a, probs_a = boxes_a[order], probs_a[order]  # darknet's final dets order
         return postprocess.to_detections(boxes_a, probs_a, im_w, im_h, names, thresh)
 
 

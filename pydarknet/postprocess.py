@@ -249,46 +249,55 @@ def correct_boxes(
 
 
 # -- NMS ---------------------------------------------------------------------------------------
-def _overlap(x1, w1, x2, w2):
-    """box.c overlap(): right - left of two 1-D segments given by centre and size."""
-    l1, l2 = x1 - w1 / _F(2), x2 - w2 / _F(2)
-    left = np.where(l1 > l2, l1, l2)
-    r1, r2 = x1 + w1 / _F(2), x2 + w2 / _F(2)
-    right = np.where(r1 < r2, r1, r2)
-    return right - left
+def _edges(boxes: np.ndarray) -> np.ndarray:
+    """(K, 4) xywh -> (7, K) float32 rows left, right, top, bot, area, x, y.
+
+    box.c recomputes x - w/2 (etc.) for every pair; the float32 values are the same each time,
+    so computing them once per box changes nothing but the speed.
+    """
+    x, y, w, h = np.asarray(boxes, _F).reshape(-1, 4).T
+    half_w, half_h = w / _F(2), h / _F(2)
+    return np.stack([x - half_w, x + half_w, y - half_h, y + half_h, w * h, x, y])
+
+
+def _iou(ea: np.ndarray, eb: np.ndarray) -> np.ndarray:
+    """box_iou of one box (edges (7,)) with many (edges (7, K)) (box.c overlap, intersection)."""
+    left = np.where(ea[0] > eb[0], ea[0], eb[0])
+    right = np.where(ea[1] < eb[1], ea[1], eb[1])
+    top = np.where(ea[2] > eb[2], ea[2], eb[2])
+    bot = np.where(ea[3] < eb[3], ea[3], eb[3])
+    w, h = right - left, bot - top
+    inter = np.where((w < 0) | (h < 0), _F(0), w * h)
+    union = ea[4] + eb[4] - inter  # a.w*a.h + b.w*b.h - i
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = inter / union
+    return np.where((inter == 0) | (union == 0), _F(0), iou)  # box_iou's I == 0 || U == 0
+
+
+def _diou(ea: np.ndarray, eb: np.ndarray, exponent: float) -> np.ndarray:
+    """IoU - (d²/c²)**exponent, c the diagonal of the enclosing box (box.c box_diou, box_c).
+
+    pow() is double in C: d/c is a float promoted to double and the result stored as float.
+    """
+    w = np.fmax(ea[1], eb[1]) - np.fmin(ea[0], eb[0])  # box_c: fmin/fmax of float edges
+    h = np.fmax(ea[3], eb[3]) - np.fmin(ea[2], eb[2])
+    c = w * w + h * h
+    dx, dy = ea[5] - eb[5], ea[6] - eb[6]
+    d = dx * dx + dy * dy
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = np.power((d / c).astype(_D), exponent).astype(_F)
+    iou = _iou(ea, eb)
+    return np.where(c == 0, iou, iou - u)
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of box a (4,) with boxes b (K, 4), float32; 0 when I == 0 or U == 0 (box.c box_iou)."""
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b.T
-    w, h = _overlap(ax, aw, bx, bw), _overlap(ay, ah, by, bh)
-    inter = np.where((w < 0) | (h < 0), _F(0), w * h)
-    union = aw * ah + bw * bh - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou = inter / union
-    return np.where((inter == 0) | (union == 0), _F(0), iou)
+    return _iou(_edges(a)[:, 0], _edges(b))
 
 
 def box_diou(a: np.ndarray, b: np.ndarray, beta: float) -> np.ndarray:
-    """IoU - (d²/c²)**beta, c the diagonal of the enclosing box (box.c box_diou / box_diounms).
-
-    pow() is double in C: d/c is a float promoted to double and the result stored as float.
-    """
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b.T
-    # box_c: fmin/fmax of float edges (exact when stored back to float)
-    top = np.fmin(ay - ah / _F(2), by - bh / _F(2))
-    bot = np.fmax(ay + ah / _F(2), by + bh / _F(2))
-    left = np.fmin(ax - aw / _F(2), bx - bw / _F(2))
-    right = np.fmax(ax + aw / _F(2), bx + bw / _F(2))
-    w, h = right - left, bot - top
-    c = w * w + h * h
-    iou = box_iou(a, b)
-    d = (ax - bx) * (ax - bx) + (ay - by) * (ay - by)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u = np.power((d / c).astype(_D), beta).astype(_F)
-    return np.where(c == 0, iou, iou - u)
+    """DIoU of box a (4,) with boxes b (K, 4): box_diou with beta=0.6, else box_diounms."""
+    return _diou(_edges(a)[:, 0], _edges(b), beta)
 
 
 # cfg nms_kind -> criterion; the short names are accepted too (parser.c parse_yolo)
@@ -322,7 +331,7 @@ def nms(
         raise ValueError(f"nms kind {kind!r}: expected one of {', '.join(_NMS_KINDS)}")
     if probs.dtype != _F or probs.ndim != 2 or len(probs) != len(boxes):
         raise ValueError("nms needs probs as a float32 (M, classes) array matching boxes")
-    boxes = np.asarray(boxes, _F)
+    edges = _edges(boxes)  # (7, M)
     t = _F(thresh)
     exponent = 0.6 if crit == "greedy" else float(_F(beta))  # greedy: literal 0.6 (double)
     total = len(boxes)
@@ -345,16 +354,19 @@ def nms(
         active = active[np.argsort(-probs[active, k], kind="stable")]
         order[:total] = active
         cand = active[probs[active, k] != 0]  # zeroing a zero is a no-op: skip them
+        if len(cand) < 2:
+            continue
+        p = probs[cand, k]  # (m,) this class's probs in sorted order
+        e = edges[:, cand]  # (7, m)
         for a in range(len(cand) - 1):
-            i = cand[a]
-            if probs[i, k] == 0:  # suppressed earlier in this class: suppresses nothing
+            if p[a] == 0:  # suppressed earlier in this class: suppresses nothing
                 continue
-            rest = cand[a + 1 :]
             if crit == "iou":
-                c = box_iou(boxes[i], boxes[rest])
+                c = _iou(e[:, a], e[:, a + 1 :])
             else:
-                c = box_diou(boxes[i], boxes[rest], exponent)
-            probs[rest[c > t], k] = 0
+                c = _diou(e[:, a], e[:, a + 1 :], exponent)
+            p[a + 1 :][c > t] = 0
+        probs[cand, k] = p
     return order
 
 
@@ -377,7 +389,9 @@ def to_detections(
 ) -> list[Detection]:
     """One Detection per (box, class) with prob > thresh, by box then class (network.c).
 
-    Classes whose name starts with "dont_show" are skipped, as darknet does.
+    Classes whose name starts with "dont_show" are skipped, as darknet does. box_id is the row
+    of boxes; pass boxes[order], probs[order] (order from nms) to list them as darknet's -out
+    JSON does.
     """
     probs = np.asarray(probs, _F)
     all_names = _class_names(names, probs.shape[1])

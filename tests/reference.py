@@ -178,6 +178,26 @@ def decode_region(raw, anchors, classes, coords, num, softmax, net_w, net_h, thr
     return boxes, _np.ones(lw * lh * num, _f32), probs
 
 
+def correct_yolo_boxes(boxes, w, h, netw, neth, letter):
+    """yolo_layer.c correct_yolo_boxes with relative=1, one box at a time."""
+    if letter:
+        if (_f32(netw) / _f32(w)) < (_f32(neth) / _f32(h)):
+            new_w, new_h = netw, (h * netw) // w
+        else:
+            new_h, new_w = neth, (w * neth) // h
+    else:
+        new_w, new_h = netw, neth
+    deltaw, deltah = _f32(netw - new_w), _f32(neth - new_h)
+    ratiow, ratioh = _f32(new_w) / _f32(netw), _f32(new_h) / _f32(neth)
+    out = _np.array(boxes, _f32, copy=True)
+    for b in out:
+        b[0] = _f32((float(b[0]) - float(deltaw) / 2.0 / netw) / float(ratiow))
+        b[1] = _f32((float(b[1]) - float(deltah) / 2.0 / neth) / float(ratioh))
+        b[2] = b[2] * (_f32(1) / ratiow)
+        b[3] = b[3] * (_f32(1) / ratioh)
+    return out
+
+
 def _pp_overlap(x1, w1, x2, w2):
     l1 = x1 - w1 / _f32(2)
     l2 = x2 - w2 / _f32(2)
