@@ -110,6 +110,6 @@ def test_route_groups_take_the_group_id_slice(tmp_path):
     net.save_random_weights(tmp_path / "r.weights")
     assert net.shapes[-1] == (2, 32, 32)
     x = np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)
-    net.heads = [0, 1]  # expose both layers' outputs through forward()
+    net.output_layers = [0, 1]  # expose both layers' outputs through forward()
     conv_out, route_out = net.forward(x)
     np.testing.assert_array_equal(route_out, conv_out[:, 4:6])

@@ -54,7 +54,7 @@ def test_batchnorm_is_folded_like_darknet(tmp_path):
     write_weights(path, [b, s, m, v, w])
     net.load_weights(path)
     x = rng.random((1, 2, 8, 8), dtype=np.float32)
-    net.heads = [0]
+    net.output_layers = [0]
     (y,) = net.forward(x)
     # unfused reference: conv, then (y - mean) / sqrt(var + .00001) * scale + bias (normalize_cpu)
     xp = np.pad(x[0].astype(np.float64), ((0, 0), (1, 1), (1, 1)))
