@@ -17,10 +17,19 @@ setup(
         "numba>=0.58",
         "opencv-python-headless>=4.5",
         "threadpoolctl>=3.1",
+        "tqdm>=4.60",  # progress bars over many images: pure Python, no dependencies
     ],
     extras_require={
+        "video": [],  # video files, cameras and streams need only OpenCV (its FFmpeg backend)
+        "eval": ["pycocotools>=2.0.6"],  # pydarknet map --annotations (COCO AP)
+        "dask": ["dask[distributed]>=2023.1"],  # pydarknet detect --dask, pydarknet.distributed
         # OpenCV 4.x is the test oracle: OpenCV 5 removed cv2.dnn.readNetFromDarknet.
-        "test": ["pytest>=7", "opencv-python-headless>=4.5,<5"],
+        "test": [
+            "pytest>=7",
+            "opencv-python-headless>=4.5,<5",
+            "pycocotools>=2.0.6",
+            "dask[distributed]>=2023.1",
+        ],
     },
     entry_points={"console_scripts": ["pydarknet = pydarknet.cli:main"]},
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import sys
@@ -38,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("detect", help="detect objects in images (darknet detector test)")
     d.add_argument("cfg", help="darknet .cfg file")
-    d.add_argument("inputs", nargs="+", help="images, directories of images, or .txt list files")
+    d.add_argument("inputs", nargs="+", help="images, directories, globs, .txt list files; or "
+                   "one video file, camera index (0) or stream URL (rtsp://, http://)")
     d.add_argument("--weights", help="darknet .weights (default: weights/<cfg stem>.weights)")
     d.add_argument("--names", help="class names, one per line, or a darknet .data file")
     d.add_argument("--thresh", type=_unit_float, default=0.25, help="score threshold (0.25)")
@@ -49,7 +51,34 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out-dir", default="predictions", help="annotated images (predictions/)")
     d.add_argument("--no-draw", action="store_true", help="do not write annotated images")
     d.add_argument("--threads", type=_positive_threads, help="CPU threads (all cores)")
+    d.add_argument("--save-labels", action="store_true",
+                   help="write darknet YOLO label files next to the images (-save_labels)")
+    d.add_argument("--tta", action="store_true", help="test-time augmentation: flips and scales")
+    d.add_argument("--batch", type=_positive_threads, default=1, help="images per forward (1)")
+    d.add_argument("--dask", metavar="SCHEDULER",
+                   help="run on a Dask cluster: tcp://host:8786, or local[:N] for N processes")
+    d.add_argument("--out-video", help="annotated video file (default: OUT_DIR/<name>.avi)")
     d.set_defaults(func=cmd_detect)
+
+    m = sub.add_parser("map", help="accuracy: COCO AP (pycocotools) or darknet's mAP@0.5")
+    m.add_argument("cfg", help="darknet .cfg file")
+    m.add_argument("--weights", help="darknet .weights (default: weights/<cfg stem>.weights)")
+    m.add_argument("--data", help="darknet .data file: valid= image list, names=, YOLO labels")
+    m.add_argument("--images", help="COCO: a directory, glob or list file of images")
+    m.add_argument("--annotations", help="COCO: instances JSON (categories matched by name)")
+    m.add_argument("--names", help="class names (COCO mode; default: coco.names for 80 classes)")
+    m.add_argument("--out", default=str(Path("results") / "coco_results.json"),
+                   help="COCO results JSON, detector valid style (results/coco_results.json)")
+    m.add_argument("--thresh", type=_unit_float, default=0.25,
+                   help="score threshold for TP/FP/F1 (darknet map; 0.25)")
+    m.add_argument("--iou-thresh", type=_unit_float, default=0.5, help="IoU for a match (0.5)")
+    m.add_argument("--points", type=int, default=0, choices=(0, 11, 101),
+                   help="0: area under the curve (default), 11: VOC2007, 101: COCO-style")
+    m.add_argument("--letterbox", action="store_true", help="letterbox even if the cfg does not")
+    m.add_argument("--tta", action="store_true", help="test-time augmentation: flips and scales")
+    m.add_argument("--batch", type=_positive_threads, default=1, help="images per forward (1)")
+    m.add_argument("--threads", type=_positive_threads, help="CPU threads (all cores)")
+    m.set_defaults(func=cmd_map)
 
     i = sub.add_parser("info", help="print the layer table of a cfg (like darknet)")
     i.add_argument("cfg")
@@ -153,6 +182,11 @@ def expand_inputs(inputs: list[str]) -> list[str]:
             for line in _read_lines(p):
                 q = Path(line)
                 out.append(str(q if q.is_absolute() or q.exists() else p.parent / q))
+        elif not p.exists() and any(ch in item for ch in "*?["):
+            found = sorted(glob.glob(item, recursive=True))
+            if not found:
+                raise DarknetError(f"{item}: no file matches this pattern")
+            out += found
         else:
             out.append(item)
     return out
@@ -161,37 +195,258 @@ def expand_inputs(inputs: list[str]) -> list[str]:
 # -- commands ------------------------------------------------------------------------------------
 def cmd_detect(args: argparse.Namespace) -> int:
     set_threads(args.threads)
-    from . import image, postprocess
+    from . import video
+    from .network import Network, load
+
+    streams = [x for x in args.inputs if video.is_stream(x)]
+    if streams and len(args.inputs) > 1:
+        raise DarknetError(f"{streams[0]}: a video, camera or stream must be the only input "
+                           f"(got {len(args.inputs)} inputs)")  # fmt: skip
+    if streams and (args.dask or args.save_labels):
+        raise DarknetError(f"{streams[0]}: --dask and --save-labels apply to images, not video")
+    weights = str(args.weights or default_weights(args.cfg))
+    if args.dask:
+        net = Network(args.cfg)  # the workers load the weights; here only names are needed
+    else:
+        net = load(args.cfg, weights)
+    if not net.heads:
+        raise DarknetError(f"{args.cfg}: has no [yolo] or [region] layer; it is not a detector")
+    names = read_names(args.names, net.layers[net.heads[-1]].classes, args.cfg)
+    letterbox = True if args.letterbox else None
+    if args.dask:
+        return _detect_dask(args, weights, names, letterbox)
+    from .detector import Detector
+
+    det = Detector(net, names=names, thresh=args.thresh, nms=args.nms, letterbox=letterbox,
+                   tta=args.tta)  # fmt: skip
+    if streams:
+        return _detect_video(args, det, streams[0])
+    from .pipeline import detect_paths
+
+    paths = expand_inputs(args.inputs)
+    results = detect_paths(det, paths, batch=args.batch, keep_images=not args.no_draw)
+    return _report_images(args, results, paths, names, local=True)
+
+
+def _progress(total: int | None, unit: str):
+    """A tqdm bar on stderr, shown only on a terminal (disable=None); a no-op without tqdm."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit=unit, disable=None, file=sys.stderr, dynamic_ncols=True)
+
+
+def _report_images(args, results, paths: list[str], names: list[str], local: bool) -> int:
+    """Print each image's detections as they come; failures are reported at the end."""
+    from . import postprocess
+    from .pipeline import save_outputs
+
+    bar = _progress(len(paths), "img")
+    quiet = bar is not None and not bar.disable  # the bar shows progress and speed
+
+    def note(msg: str) -> None:
+        (bar.write if quiet else print)(msg, file=sys.stderr)
+
+    frames, failures = [], []
+    done, t0 = 0, time.perf_counter()
+    try:
+        for r in results:
+            if bar is not None:
+                bar.update(1)
+            if r.error is None and local:
+                try:
+                    out_dir = None if args.no_draw else args.out_dir
+                    save_outputs(r, names, out_dir, args.save_labels, args.thresh)
+                except DarknetError as e:
+                    r.error = str(e)
+            if r.error is not None:
+                failures.append(r.error)
+                if len(paths) > 1:
+                    note(f"pydarknet: warning: {r.error}")
+                continue
+            done += 1
+            if not quiet and r.seconds:
+                note(f"{r.source}: predicted in {r.seconds * 1000:.1f} ms")
+            if args.json:
+                frames.append((r.index + 1, r.source, r.detections))
+            else:
+                print(f"{r.source}:")
+                for line in postprocess.format_darknet(r.detections, names, args.thresh,
+                                                       args.ext_output):  # fmt: skip
+                    print(line)
+    finally:
+        if bar is not None:
+            bar.close()
+        elapsed = time.perf_counter() - t0
+        if done > 1:
+            how = f"Dask {args.dask}" if args.dask else f"batch {args.batch}, pipelined loader"
+            print(f"pydarknet: {done} images in {elapsed:.2f} s: {done / elapsed:.2f} images/s "
+                  f"({how})", file=sys.stderr)  # fmt: skip
+        if args.json:  # what was detected is printed even when a later image failed
+            json.dump(postprocess.to_darknet_json(frames), sys.stdout, indent=1)
+            print()
+    if failures:
+        if len(paths) == 1:
+            raise DarknetError(failures[0])
+        raise DarknetError(f"{len(failures)} of {len(paths)} inputs failed (listed above); "
+                           f"first: {failures[0]}")  # fmt: skip
+    return 0
+
+
+def _detect_dask(args, weights: str, names: list[str], letterbox: bool | None) -> int:
+    from .distributed import connect, detect_paths
+
+    paths = expand_inputs(args.inputs)
+    client = connect(args.dask)
+    try:
+        results = detect_paths(
+            client, args.cfg, weights, paths, names=names, thresh=args.thresh, nms=args.nms,
+            letterbox=letterbox, tta=args.tta or None,
+            out_dir=None if args.no_draw else str(Path(args.out_dir).resolve()),
+            save_labels=args.save_labels,
+        )  # fmt: skip
+        return _report_images(args, results, paths, names, local=False)
+    finally:
+        client.close()
+
+
+def _detect_video(args, det, spec: str) -> int:
+    """Annotated video out, one darknet JSON line per frame on stdout, frames/s on stderr."""
+    from . import image, postprocess, video
+
+    src = video.open_source(spec)
+    writer = None
+    bar = _progress(src.frame_count, "frame")
+    done, t0 = 0, time.perf_counter()
+    try:
+        if not args.no_draw:
+            target = args.out_video or str(Path(args.out_dir) / f"{video.describe(spec)}.avi")
+            writer = video.VideoWriter(target, src.fps, (src.width, src.height))
+        for fr in video.detect_frames(det, src, batch=args.batch):
+            if writer is not None:
+                writer.write(image.draw_detections(fr.image, fr.detections, det.names))
+            (line,) = postprocess.to_darknet_json([(fr.frame_id, spec, fr.detections)])
+            print(json.dumps(line), flush=True)
+            done += 1
+            if bar is not None:
+                bar.update(1)
+    finally:
+        # release first: the file is finished and playable whatever happened (Ctrl-C too)
+        if writer is not None:
+            writer.release()
+        src.close()
+        if bar is not None:
+            bar.close()
+        elapsed = time.perf_counter() - t0
+        if done:
+            kept = f", written to {writer.path}" if writer is not None else ""
+            print(f"pydarknet: {done} frames in {elapsed:.2f} s: {done / elapsed:.2f} frames/s"
+                  f"{kept}", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    set_threads(args.threads)
+    if bool(args.data) == bool(args.annotations) or bool(args.images) != bool(args.annotations):
+        raise DarknetError("map needs --data FILE.data, or --images and --annotations")
+    from .detector import Detector, read_names as names_of
     from .network import load
 
     weights = args.weights or default_weights(args.cfg)
     net = load(args.cfg, weights)
-    classes = net.layers[net.heads[-1]].classes if net.heads else 0
     if not net.heads:
         raise DarknetError(f"{args.cfg}: has no [yolo] or [region] layer; it is not a detector")
-    names = read_names(args.names, classes, args.cfg)
-    letterbox = args.letterbox or net.letter_box
-    frames = []
-    for frame_id, path in enumerate(expand_inputs(args.inputs), start=1):
-        img = image.load_image(path)
-        t0 = time.perf_counter()
-        dets = net.detect(img, thresh=args.thresh, nms=args.nms, letterbox=letterbox, names=names)
-        ms = (time.perf_counter() - t0) * 1000
-        print(f"{path}: predicted in {ms:.1f} ms", file=sys.stderr)
-        if args.json:
-            frames.append((frame_id, path, dets))
-        else:
-            print(f"{path}:")
-            for line in postprocess.format_darknet(dets, names, args.thresh, args.ext_output):
-                print(line)
-        if not args.no_draw:
-            out_dir = Path(args.out_dir)
-            out_dir.mkdir(parents=True, exist_ok=True)
-            target = out_dir / (Path(path).stem + ".jpg")
-            image.save_image(str(target), image.draw_detections(img, dets, names))
-    if args.json:
-        json.dump(postprocess.to_darknet_json(frames), sys.stdout, indent=1)
-        print()
+    classes = net.layers[net.heads[-1]].classes
+    if args.data:
+        names = names_of(args.data, classes)
+    else:
+        names = read_names(args.names, classes, args.cfg)
+    # detector map / valid: candidates above 0.005, NMS 0.45 of the cfg's kind
+    det = Detector(net, names=names, thresh=0.005, nms=0.45,
+                   letterbox=True if args.letterbox else None, tta=args.tta)  # fmt: skip
+    if args.data:
+        return _map_darknet(args, det)
+    return _map_coco(args, det)
+
+
+def _map_darknet(args, det) -> int:
+    from . import evaluate, labels
+    from .pipeline import detect_paths
+
+    opts = evaluate.read_data_file(args.data)
+    if "valid" not in opts:
+        raise DarknetError(f"{args.data}: no valid= line (the list of images to evaluate)")
+    listing = evaluate.resolve(opts["valid"], Path(args.data).parent)
+    paths = [str(evaluate.resolve(p, listing.parent)) for p in _read_lines(listing)]
+    if not paths:
+        raise DarknetError(f"{listing}: lists no images")
+    dets, truths = [], []
+    bar = _progress(len(paths), "img")
+    t0 = time.perf_counter()
+    try:
+        for r in detect_paths(det, paths, batch=args.batch, keep_images=False):
+            if bar is not None:
+                bar.update(1)
+            if r.error is not None:
+                raise DarknetError(r.error)
+            truths.append(labels.read_labels(labels.label_path(r.source), det.classes))
+            dets.append(r.detections)
+    finally:
+        if bar is not None:
+            bar.close()
+    elapsed = time.perf_counter() - t0
+    print(f"pydarknet: {len(paths)} images in {elapsed:.2f} s: {len(paths) / elapsed:.2f} images/s",
+          file=sys.stderr)  # fmt: skip
+    res = evaluate.darknet_map(dets, truths, det.classes, det.names, args.iou_thresh,
+                               args.points, args.thresh)  # fmt: skip
+    print(res.report())
+    return 0
+
+
+def _map_coco(args, det) -> int:
+    from . import evaluate
+    from .pipeline import detect_paths
+
+    gt = evaluate.load_annotations(args.annotations)
+    paths = expand_inputs([args.images])
+    found = evaluate.match_images(gt, paths, args.annotations)
+    if len(found) < len(paths):
+        print(f"pydarknet: warning: {len(paths) - len(found)} of {len(paths)} images are not in "
+              f"{args.annotations}; they are skipped", file=sys.stderr)  # fmt: skip
+    cats = evaluate.match_categories(gt["categories"], det.names)
+    if not any(c is not None for c in cats):
+        raise DarknetError(f"{args.annotations}: no category name matches the model's class names "
+                           f"(e.g. {det.names[0]!r}); do the annotations match the model?")  # fmt: skip
+    results: list[dict] = []
+    ids = []
+    bar = _progress(len(found), "img")
+    t0 = time.perf_counter()
+    try:
+        for r in detect_paths(det, list(found), batch=args.batch, keep_images=False):
+            if bar is not None:
+                bar.update(1)
+            if r.error is not None:
+                raise DarknetError(r.error)
+            record = found[r.source]
+            evaluate.check_image_size(record, r.source, r.size, args.annotations)
+            ids.append(record["id"])
+            results += evaluate.coco_results(record["id"], r.detections, cats)
+    finally:
+        if bar is not None:
+            bar.close()
+    elapsed = time.perf_counter() - t0
+    print(f"pydarknet: {len(ids)} images in {elapsed:.2f} s: {len(ids) / elapsed:.2f} images/s",
+          file=sys.stderr)  # fmt: skip
+    out = Path(args.out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results), encoding="utf-8")
+    except OSError as e:
+        raise DarknetError(f"{out}: cannot write: {e.strerror or e}") from None
+    print(f"pydarknet: {len(results)} detections written to {out}", file=sys.stderr)
+    stats, summary = evaluate.coco_evaluate(gt, results, ids)
+    print(summary)
     return 0
 
 

@@ -86,50 +86,301 @@ def _activate(x, code):
     return x
 
 
-@njit(cache=True, parallel=True)
-def bias_activate(y, bias, code):
-    """y[c, :] = act(y[c, :] + bias[c]) in place; y is (n, h*w) (convolutional_layer.c)."""
-    n, hw = y.shape
-    for c in prange(n):
-        b = bias[c]
-        for i in range(hw):
-            y[c, i] = _activate(y[c, i] + b, code)
+# Elementwise kernels work on row segments of at most _BLOCK floats: the scratch arrays below
+# stay in L1 and every inner loop is a plain indexed loop over 0..m that LLVM vectorizes.
+# error_model="numpy" lets float division vectorize (no ZeroDivisionError branch), as in C.
+_BLOCK = 1024
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy")
+def _exp_split(x, lo, hi, sign, p, bits):
+    """p[i] * 2**k[i] = exp(clamp(sign*x[i], lo, hi)), k stored as float32 exponent bits.
+
+    Cephes expf (range reduction by ln 2 in two parts, degree-6 polynomial, < 2 ulp), written
+    without calls so the loop vectorizes; libm's expf is a scalar call. Needs -87 <= lo, hi <= 88.
+    """
+    for i in range(x.shape[0]):
+        t = max(min(sign * x[i], hi), lo)
+        k = np.floor(t * _F(1.44269504088896341) + _F(0.5))
+        r = t - k * _F(0.693359375) - k * _F(-2.12194440e-4)
+        q = _F(1.9875691500e-4) * r + _F(1.3981999507e-3)
+        q = q * r + _F(8.3334519073e-3)
+        q = q * r + _F(4.1665795894e-2)
+        q = q * r + _F(1.6666665459e-1)
+        q = q * r + _F(5.0000001201e-1)
+        p[i] = q * r * r + r + _F(1.0)
+        bits[i] = (np.int32(k) + np.int32(127)) << np.int32(23)
+
+
+@njit(cache=True, error_model="numpy")
+def _act_segment(seg, b, code, p, bits, scale):
+    """seg = act(seg + b) in place, for one segment of at most _BLOCK floats (activations.c)."""
+    m = seg.shape[0]
+    if b != 0:
+        for i in range(m):
+            seg[i] = seg[i] + b
+    if code == LINEAR:
+        return
+    if code == LEAKY:
+        for i in range(m):
+            v = seg[i]
+            seg[i] = v if v > 0 else _F(0.1) * v
+    elif code == RELU:
+        for i in range(m):
+            v = seg[i]
+            seg[i] = v if v > 0 else _F(0.0)
+    elif code == MISH:
+        # x * tanh(softplus(x)) = x * n / (n + 2) with n = e(e + 2), e = exp(x): one exp, no
+        # cancellation; within 1e-6 of darknet's x > 20 -> x and x < -20 -> exp(x) branches
+        # (tanh(x) rounds to 1 above 9; n/(n+2) -> e below -20). Tested in test_kernels.py.
+        _exp_split(seg, _F(-87.0), _F(20.0), _F(1.0), p, bits)
+        for i in range(m):
+            e = p[i] * scale[i]
+            n = e * (e + _F(2.0))
+            seg[i] = seg[i] * (n / (n + _F(2.0)))
+    elif code == LOGISTIC or code == SWISH:
+        _exp_split(seg, _F(-87.0), _F(88.0), _F(-1.0), p, bits)
+        for i in range(m):
+            s = _F(1.0) / (_F(1.0) + p[i] * scale[i])
+            seg[i] = s if code == LOGISTIC else seg[i] * s
+    else:
+        for i in range(m):
+            seg[i] = _activate(seg[i], code)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def bias_activate(y, bias, code, lo, hi):
+    """y[c, lo:hi] = act(y[c, lo:hi] + bias[c]) in place; y is (n, out_h*out_w).
+
+    convolutional_layer.c: add_bias then activate_array, over one column range of the GEMM
+    output so the caller can run it while that range is still in cache.
+    """
+    p = np.empty(_BLOCK, np.float32)
+    bits = np.empty(_BLOCK, np.int32)
+    scale = bits.view(np.float32)
+    for c in range(y.shape[0]):
+        row = y[c]
+        for s in range(lo, hi, _BLOCK):
+            _act_segment(row[s : min(s + _BLOCK, hi)], bias[c], code, p, bits, scale)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def activate(y, code):
     """y = act(y) in place over a (rows, cols) array (blas.c activate_array)."""
+    p = np.empty(_BLOCK, np.float32)
+    bits = np.empty(_BLOCK, np.int32)
+    scale = bits.view(np.float32)
     rows, cols = y.shape
-    for r in prange(rows):
-        for i in range(cols):
-            y[r, i] = _activate(y[r, i], code)
+    for r in range(rows):
+        row = y[r]
+        for s in range(0, cols, _BLOCK):
+            _act_segment(row[s : min(s + _BLOCK, cols)], _F(0.0), code, p, bits, scale)
 
 
-@njit(cache=True, parallel=True)
-def im2col(x, size, stride_y, stride_x, pad, dilation, out_h, out_w, out):
-    """x (c, h, w) -> out (c*size*size, out_h*out_w); zero outside the image (im2col.c)."""
+@njit(cache=True, nogil=True)
+def im2col_rows(x, size, stride_y, stride_x, pad, dilation, oy0, oy1, out_w, out):
+    """Output rows oy0..oy1 of the im2col matrix: x (c, h, w) -> out (c*size*size,
+    (oy1-oy0)*out_w); zero outside the image (im2col.c im2col_cpu_ext).
+
+    Each (channel, ky, kx) row is built from contiguous runs of an input row: zeros left of
+    the image, a shifted (stride 1) or strided copy, zeros right of it.
+    """
     c, h, w = x.shape
-    for row in prange(c * size * size):
+    flat = x.reshape(c, h * w)
+    for row in range(c * size * size):
         ch = row // (size * size)
         ky = (row // size) % size
         kx = row % size
-        for oy in range(out_h):
+        off = kx * dilation - pad  # input column of output column 0
+        if stride_x == 1 and stride_y == 1 and out_w == w:
+            _im2col_same_row(flat[ch], out[row], h, w, ky * dilation - pad, off, oy0, oy1)
+            continue
+        # output columns whose tap lands inside the image: 0 <= ox*stride_x + off < w
+        lo = 0 if off >= 0 else min(out_w, (-off + stride_x - 1) // stride_x)
+        hi = max(lo, min(out_w, (w - 1 - off) // stride_x + 1)) if w - 1 - off >= 0 else lo
+        dst_row = out[row]
+        for oy in range(oy0, oy1):
+            dst = dst_row[(oy - oy0) * out_w : (oy - oy0 + 1) * out_w]
             iy = oy * stride_y - pad + ky * dilation
-            base = oy * out_w
             if iy < 0 or iy >= h:
-                for ox in range(out_w):
-                    out[row, base + ox] = 0.0
+                for j in range(out_w):
+                    dst[j] = 0.0
                 continue
-            for ox in range(out_w):
-                ix = ox * stride_x - pad + kx * dilation
-                out[row, base + ox] = x[ch, iy, ix] if 0 <= ix < w else _F(0.0)
+            for j in range(lo):
+                dst[j] = 0.0
+            src = x[ch, iy, lo * stride_x + off :]
+            mid = dst[lo:hi]
+            if stride_x == 1:
+                for j in range(hi - lo):
+                    mid[j] = src[j]
+            else:
+                for j in range(hi - lo):
+                    mid[j] = src[j * stride_x]
+            for j in range(hi, out_w):
+                dst[j] = 0.0
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
+def _im2col_same_row(src, dst, h, w, dy, dx, oy0, oy1):
+    """One im2col row of a stride-1 "same" convolution: dst[(oy-oy0)*w + j] = src[(oy+dy)*w + j+dx].
+
+    Rows oy0..oy1 are one contiguous run of the flat input shifted by dy*w + dx, so copy the
+    run, then zero the columns that wrapped into a neighbouring row and the rows outside.
+    """
+    a = min(max(oy0, -dy), oy1)  # output rows whose input row is inside the image
+    b = max(min(oy1, h - dy), a)
+    for j in range((a - oy0) * w):
+        dst[j] = 0.0
+    for j in range((b - oy0) * w, (oy1 - oy0) * w):
+        dst[j] = 0.0
+    if b == a:
+        return
+    lo = max(0, -dx)  # columns whose tap is inside the row
+    hi = min(w, w - dx)
+    n = (b - a - 1) * w + hi - lo
+    if n > 0:
+        d = dst[(a - oy0) * w + lo : (a - oy0) * w + lo + n]
+        s = src[(a + dy) * w + lo + dx : (a + dy) * w + lo + dx + n]
+        for j in range(n):
+            d[j] = s[j]
+    for oy in range(a, b):
+        r = dst[(oy - oy0) * w : (oy - oy0 + 1) * w]
+        for j in range(min(lo, w)):
+            r[j] = 0.0
+        for j in range(max(hi, 0), w):
+            r[j] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def im2col(x, size, stride_y, stride_x, pad, dilation, out_h, out_w, out):
+    """x (c, h, w) -> out (c*size*size, out_h*out_w); zero outside the image (im2col.c)."""
+    im2col_rows(x, size, stride_y, stride_x, pad, dilation, 0, out_h, out_w, out)
+
+
+@njit(cache=True, nogil=True)
 def maxpool(x, size, stride_y, stride_x, pad, out):
     """x (c, h, w) -> out (c, out_h, out_w); window origin -pad//2, outside taps never win.
 
-    darknet forward_maxpool_layer pads with -FLT_MAX and `pad` is the total padding.
+    darknet forward_maxpool_layer starts from -FLT_MAX, skips taps outside the image and keeps
+    `val > max`, so NaN never wins; `pad` is the total padding. Taps run outer, columns inner.
+    """
+    c, h, w = x.shape
+    _, out_h, out_w = out.shape
+    off = -(pad // 2)
+    for k in range(c):
+        for oy in range(out_h):
+            dst = out[k, oy]
+            for j in range(out_w):
+                dst[j] = _F(-3.4028234663852886e38)
+            for n in range(size):
+                iy = off + oy * stride_y + n
+                if iy < 0 or iy >= h:
+                    continue
+                for m in range(size):
+                    o = off + m  # input column of output column 0
+                    lo = 0 if o >= 0 else min(out_w, (-o + stride_x - 1) // stride_x)
+                    hi = max(lo, min(out_w, (w - 1 - o) // stride_x + 1)) if w - 1 - o >= 0 else lo
+                    src = x[k, iy, lo * stride_x + o :]
+                    mid = dst[lo:hi]
+                    for j in range(hi - lo):
+                        v = src[j * stride_x]
+                        mid[j] = v if v > mid[j] else mid[j]
+
+
+@njit(cache=True, nogil=True)
+def upsample(x, stride, scale, out):
+    """Nearest neighbour: out[k, y, x] = in[k, y//stride, x//stride] * scale (blas.c upsample_cpu)."""
+    c, h, w = x.shape
+    for k in range(c):
+        for iy in range(h):
+            src = x[k, iy]
+            first = out[k, iy * stride]
+            for ix in range(w):
+                v = src[ix] * scale
+                for s in range(stride):
+                    first[ix * stride + s] = v
+            for s in range(1, stride):
+                dst = out[k, iy * stride + s]
+                for j in range(w * stride):
+                    dst[j] = first[j]
+
+# --- zoo layers ---
+# Kernels of the layers beyond the YOLOv3/v4 core (layers_more.py). Sums run in darknet's order,
+# one float32 accumulator each, so results match the C loops bit for bit where C is sequential.
+
+
+@njit(cache=True, parallel=True)
+def normalize_channels(y, mode):
+    """Cross-channel activation of a (c, hw) map in place, per pixel (activations.c).
+
+    mode 0: normalize_channels (positive parts over their sum), 1: normalize_channels_softmax
+    (max taken as 0), 2: normalize_channels_softmax_maxval. eps .0001 starts every sum.
+    """
+    c, hw = y.shape
+    for i in prange(hw):
+        s = _F(0.0001)
+        if mode == 0:
+            for k in range(c):
+                if y[k, i] > 0:
+                    s += y[k, i]
+            for k in range(c):
+                v = y[k, i]
+                y[k, i] = v / s if v > 0 else _F(0.0)
+        else:
+            mx = _F(0.0)
+            if mode == 2:
+                mx = y[0, i]
+                for k in range(1, c):
+                    if y[k, i] > mx:
+                        mx = y[k, i]
+            for k in range(c):
+                s += np.exp(y[k, i] - mx)
+            for k in range(c):
+                y[k, i] = np.exp(y[k, i] - mx) / s
+
+
+@njit(cache=True, parallel=True)
+def blur(x, size, stride_y, stride_x, pad, out):
+    """Antialiasing blur: darknet's fixed depthwise conv, [1 2 1]x[1 2 1]/16 or 2x2 of 1/4.
+
+    x (c, h, w) -> out (c, out_h, out_w); zero outside the image (convolutional_layer.c
+    make_convolutional_layer, the `antialiasing` input_layer). Taps sum in kernel order.
+    """
+    c, h, w = x.shape
+    _, out_h, out_w = out.shape
+    for k in prange(c):
+        for oy in range(out_h):
+            for ox in range(out_w):
+                acc = _F(0.0)
+                for ky in range(size):
+                    iy = oy * stride_y - pad + ky
+                    for kx in range(size):
+                        ix = ox * stride_x - pad + kx
+                        if size == 2:
+                            wt = _F(0.25)
+                        else:
+                            wt = _F((1 + (ky == 1)) * (1 + (kx == 1))) / _F(16.0)
+                        if 0 <= iy < h and 0 <= ix < w:
+                            acc += wt * x[k, iy, ix]
+                out[k, oy, ox] = acc
+
+
+@njit(cache=True, parallel=True)
+def avgpool_global(x, out):
+    """x (c, h*w) -> out (c,): a sequential float sum, then / (h*w) (avgpool_layer.c)."""
+    c, hw = x.shape
+    for k in prange(c):
+        acc = _F(0.0)
+        for i in range(hw):
+            acc += x[k, i]
+        out[k] = acc / _F(hw)
+
+
+@njit(cache=True, parallel=True)
+def local_avgpool(x, size, stride_y, stride_x, pad, out):
+    """x (c, h, w) -> out (c, out_h, out_w): mean of the taps inside the image, origin -pad//2.
+
+    maxpool_layer.c forward_local_avgpool_layer: `avg / counter` over valid taps only.
     """
     c, h, w = x.shape
     _, out_h, out_w = out.shape
@@ -137,27 +388,49 @@ def maxpool(x, size, stride_y, stride_x, pad, out):
     for k in prange(c):
         for oy in range(out_h):
             for ox in range(out_w):
-                best = -np.inf
+                acc = _F(0.0)
+                count = 0
                 for n in range(size):
                     iy = off + oy * stride_y + n
-                    if iy < 0 or iy >= h:
-                        continue
                     for m in range(size):
                         ix = off + ox * stride_x + m
-                        if 0 <= ix < w:
-                            v = x[k, iy, ix]
-                            if v > best:
-                                best = v
-                # darknet's -FLT_MAX when no tap is inside (only with pathological padding)
-                out[k, oy, ox] = best if best > -np.inf else _F(-3.4028234663852886e38)
+                        if 0 <= iy < h and 0 <= ix < w:
+                            acc += x[k, iy, ix]
+                            count += 1
+                out[k, oy, ox] = acc / _F(count)  # count 0 gives NaN, as in C
+
+
+@njit(cache=True)
+def softmax_groups(x, temp, out):
+    """Softmax of each row of x (groups, n) with temperature (blas.c softmax).
+
+    e = exp(x/temp - largest/temp) in double, stored as float; a sequential float sum.
+    """
+    groups, n = x.shape
+    for g in range(groups):
+        largest = _F(-3.4028234663852886e38)
+        for i in range(n):
+            if x[g, i] > largest:
+                largest = x[g, i]
+        total = _F(0.0)
+        for i in range(n):
+            e = _F(math.exp(np.float64(x[g, i] / temp - largest / temp)))
+            total += e
+            out[g, i] = e
+        for i in range(n):
+            out[g, i] = out[g, i] / total
 
 
 @njit(cache=True, parallel=True)
-def upsample(x, stride, scale, out):
-    """Nearest neighbour: out[k, y, x] = in[k, y//stride, x//stride] * scale (blas.c upsample_cpu)."""
-    c, h, w = x.shape
+def downsample_sum(x, stride, scale, out):
+    """Negative-stride [upsample]: out[k, j//s, i//s] += scale * x[k, j, i] (blas.c upsample_cpu
+    with forward=0), rows then columns, over the out_h*s x out_w*s top-left part of x."""
+    c = x.shape[0]
+    _, out_h, out_w = out.shape
     for k in prange(c):
-        for oy in range(h * stride):
-            iy = oy // stride
-            for ox in range(w * stride):
-                out[k, oy, ox] = x[k, iy, ox // stride] * scale
+        for oy in range(out_h):
+            for ox in range(out_w):
+                out[k, oy, ox] = _F(0.0)
+        for j in range(out_h * stride):
+            for i in range(out_w * stride):
+                out[k, j // stride, i // stride] += scale * x[k, j, i]

@@ -15,11 +15,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import kernels
+from . import kernels, threads
 from .cfg import Section
 from .errors import CfgError
 
 Shape = tuple[int, int, int]  # (c, h, w)
+
+# Floats of im2col matrix per convolution step (1 << 20 = 4 MB, in L3 with the GEMM's panels).
+CHUNK_FLOATS = 1 << 20
 
 ACTIVATIONS = {
     "linear": kernels.LINEAR, "leaky": kernels.LEAKY, "relu": kernels.RELU,
@@ -28,6 +31,13 @@ ACTIVATIONS = {
     "hard_mish": kernels.HARD_MISH, "relie": kernels.RELIE, "ramp": kernels.RAMP,
     "tanh": kernels.TANH, "plse": kernels.PLSE, "lhtan": kernels.LHTAN, "loggy": kernels.LOGGY,
     "stair": kernels.STAIR, "hardtan": kernels.HARDTAN,
+    "revleaky": kernels.LEAKY,  # activations.c: activate() treats REVLEAKY as LEAKY
+}  # fmt: skip
+# Cross-channel activations (activations.c activate_array_normalize_channels*): darknet applies
+# them only in [convolutional]; value = the kernels.normalize_channels mode.
+NORM_CHANS = {
+    "normalize_channels": 0, "normalize_channels_softmax": 1,
+    "normalize_channels_softmax_maxval": 2,
 }  # fmt: skip
 
 # Keys that only matter for training: accepted silently in any section (parser.c reads them
@@ -50,6 +60,11 @@ class Ctx:
 
 def _activation(s: Section, default: str) -> int:
     name = s.get_str("activation", default)
+    if name in NORM_CHANS:
+        raise s.error(
+            "activation", f"darknet applies {name} only in [convolutional] (elsewhere its CPU "
+            "path outputs 0)",
+        )  # fmt: skip
     if name not in ACTIVATIONS:
         raise s.error(
             "activation", f"unknown activation; supported: {', '.join(sorted(ACTIVATIONS))}"
@@ -80,6 +95,7 @@ class Layer:
 
     IGNORED: frozenset[str] = frozenset()
     PASSTHROUGH = False  # forward returns its input unchanged: no output buffer
+    KIND = ""  # the name darknet prints in its layer table ("" = the class name)
     section: Section
     inputs: list[int]  # absolute indices of earlier layers read besides the previous one
 
@@ -93,23 +109,35 @@ class Layer:
         return 0
 
     def flops(self, prev: Shape, out: Shape) -> float:
+        """Floating-point operations as darknet counts them (its l.bflops * 1e9); most are 0."""
         return 0.0
+
+    def set_header(self, header) -> None:
+        """Called with the .weights header before load() ([connected] reads `transpose`)."""
 
     def error(self, key: str | None, message: str) -> CfgError:
         return self.section.error(key, message)
 
     def describe(self, prev: Shape, out: Shape) -> str:
-        """One row of the layer table: type, options, input -> output (darknet's print)."""
-        name = type(self).__name__.lower()
+        """One row of the layer table: type, filters, size/stride or inputs, input -> output,
+        in the columns of darknet's own table (parser.c and the make_*_layer prints)."""
+        name = self.KIND or type(self).__name__.lower()
         extra = ""
         if hasattr(self, "size") and hasattr(self, "stride_x"):
-            stride = f"{self.stride_x}" if self.stride_x == self.stride_y else (
-                f"{self.stride_x}x{self.stride_y}")
-            extra = f"{self.size:2d} x{self.size:2d}/{stride:>2}"
-        if getattr(self, "inputs", None):
+            if self.stride_x == self.stride_y:
+                extra = f"{self.size:2d} x{self.size:2d}/{self.stride_x:2d}"
+                if getattr(self, "dilation", 1) > 1:
+                    extra += f"({self.dilation})"
+            else:
+                extra = f"{self.size:2d}x{self.size:2d}/{self.stride_x:2d}x{self.stride_y:d}"
+        elif getattr(self, "inputs", None):
             extra = " ".join(str(i) for i in self.inputs)
+        elif getattr(self, "stride", None):
+            extra = f"{self.stride:2d}x" if self.stride > 0 else f"/{-self.stride}"
         filters = getattr(self, "filters", "")
-        return (f"{name:<10} {filters!s:>6} {extra:<14} {prev[2]:4d} x{prev[1]:4d} x{prev[0]:4d} ->"
+        if filters and getattr(self, "groups", 1) > 1:
+            filters = f"{filters}/{self.groups}"
+        return (f"{name:<9} {filters!s:>9} {extra:<13} {prev[2]:4d} x{prev[1]:4d} x{prev[0]:4d} ->"
                 f" {out[2]:4d} x{out[1]:4d} x{out[0]:4d}")
 
 
@@ -117,6 +145,7 @@ class Layer:
 class Convolutional(Layer):
     """[convolutional]: im2col + BLAS GEMM, batch norm folded at load (convolutional_layer.c)."""
 
+    KIND = "conv"
     section: Section
     filters: int
     size: int
@@ -131,8 +160,14 @@ class Convolutional(Layer):
     inputs: list[int] = field(default_factory=list)
     weights: np.ndarray | None = None  # (groups, filters/groups, c/groups*size*size)
     biases: np.ndarray | None = None
+    flipped: bool = False  # parser.c: the file stores the weights transposed, (c*size*size, n)
 
-    IGNORED = frozenset({"binary", "xnor", "bin_output", "flipped", "assisted_excitation"})
+    # assisted_excitation only acts when training; angle/reverse/grad_centr/dot are for training
+    # and deformable training; stream/wait_stream pick CUDA streams
+    IGNORED = frozenset(
+        """binary xnor bin_output assisted_excitation angle reverse grad_centr dot stream
+        wait_stream""".split()
+    )
 
     @classmethod
     def from_cfg(cls, s: Section, ctx: Ctx) -> Convolutional:
@@ -150,12 +185,18 @@ class Convolutional(Layer):
             padding = size // 2  # parser.c: pad=1 means "same" padding
         groups = s.get_int("groups", 1)
         bn = bool(s.get_int("batch_normalize", 0))
-        act = _activation(s, "logistic")  # darknet's default, unlike OpenCV's linear
+        if s.get_int("cbn", 0):
+            bn = True  # parser.c: cbn sets batch_normalize=2, the same at inference
+        norm_mode = NORM_CHANS.get(s.get_str("activation", "logistic"), -1)
+        act = kernels.LINEAR if norm_mode >= 0 else _activation(s, "logistic")  # OpenCV: linear
+        antialiasing = s.get_int("antialiasing", 0)
         for key in ("binary", "xnor"):
             if s.get_int(key, 0):
                 raise s.error(key, "XNOR/binary convolutions are not supported")
-        _refuse(s, "antialiasing", 0)
+        if antialiasing not in (0, 1, 2):
+            raise s.error("antialiasing", "expected 0, 1 (3x3 blur) or 2 (2x2 blur)")
         _refuse(s, "share_index", -1000000000, "shared weights are not supported")
+        _refuse(s, "coordconv", 0)
         _refuse(s, "deform", 0)
         for key in ("sway", "rotate", "stretch", "stretch_sway"):
             _refuse(s, key, 0)
@@ -172,18 +213,48 @@ class Convolutional(Layer):
         c = ctx.prev[0]
         if c % groups:
             raise s.error("groups", f"must divide the {c} input channels")
-        return cls(s, filters, size, stride_x, stride_y, dilation, padding, groups, bn, act, c)
+        # convolutional_layer.c: im2col pads by pad*dilation; self.padding is that im2col padding
+        padding *= dilation
+        flipped = bool(s.get_int("flipped", 0))
+        if norm_mode < 0 and not antialiasing:
+            return cls(s, filters, size, stride_x, stride_y, dilation, padding, groups, bn, act, c,
+                       flipped=flipped)  # fmt: skip
+        from .layers_more import ConvolutionalPost
+
+        # make_convolutional_layer: with antialiasing the host conv runs at stride 1
+        host_stride = (1, 1) if antialiasing else (stride_x, stride_y)
+        return ConvolutionalPost(s, filters, size, *host_stride, dilation, padding, groups, bn,
+                                 act, c, flipped=flipped, norm_mode=norm_mode,
+                                 antialiasing=antialiasing, blur_stride_x=stride_x,
+                                 blur_stride_y=stride_y)  # fmt: skip
 
     def infer(self, shapes: list[Shape], prev: Shape) -> Shape:
         c, h, w = prev
         if c != self.c:
             raise self.error(None, f"input has {c} channels, the weights were built for {self.c}")
-        span = self.dilation * (self.size - 1) + 1
-        out_h = (h + 2 * self.padding - span) // self.stride_y + 1
-        out_w = (w + 2 * self.padding - span) // self.stride_x + 1
+        # convolutional_out_height ignores dilation: (h + 2*pad - size)/stride + 1 ...
+        pad = self.padding // self.dilation
+        out_h = (h + 2 * pad - self.size) // self.stride_y + 1
+        out_w = (w + 2 * pad - self.size) // self.stride_x + 1
         if out_h < 1 or out_w < 1:
             raise self.error("size", f"kernel {self.size} does not fit a {h}x{w} input")
+        if self.dilation > 1:
+            # ... while im2col_cpu_ext fills (h + 2*pad*dil - span)/stride + 1 rows per column;
+            # when they differ darknet's GEMM reads a mis-shaped matrix (odd size with pad=1 agrees)
+            span = self.dilation * (self.size - 1) + 1
+            rows = (h + 2 * self.padding - span) // self.stride_y + 1
+            cols = (w + 2 * self.padding - span) // self.stride_x + 1
+            if (rows, cols) != (out_h, out_w):
+                raise self.error(
+                    "dilation", f"darknet's output size {out_w}x{out_h} and its dilated im2col "
+                    f"({cols}x{rows}) disagree for this size/pad; use an odd size with pad=1",
+                )  # fmt: skip
         return (self.filters, out_h, out_w)
+
+    @property
+    def fan_in(self) -> int:
+        """Inputs feeding one output value (for random test weights)."""
+        return self.c // self.groups * self.size * self.size
 
     @property
     def direct(self) -> bool:
@@ -200,7 +271,10 @@ class Convolutional(Layer):
 
     def load(self, arrays: dict[str, np.ndarray]) -> None:
         n, g = self.filters, self.groups
-        w = arrays["weights"].reshape(n, -1)
+        w = arrays["weights"]
+        if self.flipped:  # parser.c load_convolutional_weights: transpose_matrix(w, c*s*s, n)
+            w = w.reshape(-1, n).T
+        w = w.reshape(n, -1)
         b = arrays["biases"]
         if self.batch_normalize:
             # network.c fuse_conv_batchnorm: in double, eps .00001
@@ -214,7 +288,14 @@ class Convolutional(Layer):
     def workspace(self, prev: Shape, out: Shape) -> int:
         if self.direct:
             return 0
-        return prev[0] * self.size * self.size * out[1] * out[2]
+        # one im2col step per pool thread (>= the whole matrix when it is cut in fewer steps)
+        return threads.num_threads() * prev[0] * self.size**2 * self._chunk_rows(prev, out) * out[2]
+
+    def _chunk_rows(self, prev: Shape, out: Shape) -> int:
+        """Output rows per step: about CHUNK_FLOATS of im2col matrix (of input, for direct 1x1),
+        so im2col, GEMM and activation of a step share the core's cache."""
+        per_row = prev[0] * self.size * self.size * out[2]
+        return max(1, min(out[1], CHUNK_FLOATS // max(per_row, 1)))
 
     def flops(self, prev: Shape, out: Shape) -> float:
         # convolutional_layer.c: bflops = 2 * n * size*size*c/groups * out_h*out_w
@@ -223,24 +304,57 @@ class Convolutional(Layer):
     def forward(self, x, outputs, out, ws):
         c, h, w = x.shape[1:]
         n, out_h, out_w = out.shape[1:]
-        g = self.groups
-        rows = c // g * self.size * self.size  # im2col rows per group
+        g, size, act = self.groups, self.size, self.activation
+        k = c // g * size * size  # im2col rows per group
+        rows = self._chunk_rows((c, h, w), (n, out_h, out_w))
+        steps = -(-out_h // rows)
+        pool = threads.pool()
+        per_slot = c * size * size * rows * out_w  # workspace floats of one thread
         for b in range(x.shape[0]):
-            if self.direct:
-                cols = x[b].reshape(c, h * w)  # (c, h*w)
-            else:
-                cols = ws[: c * self.size * self.size * out_h * out_w].reshape(-1, out_h * out_w)
-                kernels.im2col(
-                    x[b], self.size, self.stride_y, self.stride_x, self.padding,
-                    self.dilation, out_h, out_w, cols,
-                )  # fmt: skip
+            src = x[b].reshape(c, h * w)
             y = out[b].reshape(n, out_h * out_w)  # (n, out_h*out_w)
-            for j in range(g):
-                np.matmul(
-                    self.weights[j], cols[j * rows : (j + 1) * rows],
-                    out=y[j * (n // g) : (j + 1) * (n // g)],
+
+            def by_rows(i, slot):
+                """Output rows i*rows.. : im2col, GEMM, bias + activation on one core."""
+                oy0, oy1 = i * rows, min(out_h, (i + 1) * rows)
+                lo, hi = oy0 * out_w, oy1 * out_w  # this step's GEMM columns
+                if self.direct:
+                    cols = src[:, lo:hi]  # the input already is the im2col matrix
+                else:
+                    cols = ws[slot * per_slot : slot * per_slot + g * k * (hi - lo)]
+                    cols = cols.reshape(g * k, hi - lo)
+                    kernels.im2col_rows(
+                        x[b], size, self.stride_y, self.stride_x, self.padding,
+                        self.dilation, oy0, oy1, out_w, cols,
+                    )  # fmt: skip
+                for j in range(g):
+                    np.matmul(
+                        self.weights[j], cols[j * k : (j + 1) * k],
+                        out=y[j * (n // g) : (j + 1) * (n // g), lo:hi],
+                    )  # fmt: skip
+                kernels.bias_activate(y, self.biases, act, lo, hi)
+
+            if steps >= pool.size or g > 1 or n < 32 * pool.size:
+                pool.run(by_rows, steps)
+                continue
+            # small maps (the 13x13 and 26x26 heads): one im2col, then split the filters
+            if self.direct:
+                cols = src
+            else:
+                cols = ws[: k * out_h * out_w].reshape(k, out_h * out_w)
+                kernels.im2col_rows(
+                    x[b], size, self.stride_y, self.stride_x, self.padding, self.dilation,
+                    0, out_h, out_w, cols,
                 )  # fmt: skip
-            kernels.bias_activate(y, self.biases, self.activation)
+            parts = 2 * pool.size if n >= 64 * pool.size else pool.size
+            fstep = -(-n // parts)
+
+            def by_filters(i, slot):
+                f0, f1 = i * fstep, min(n, (i + 1) * fstep)
+                np.matmul(self.weights[0, f0:f1], cols, out=y[f0:f1])
+                kernels.bias_activate(y[f0:f1], self.biases[f0:f1], act, 0, out_h * out_w)
+
+            pool.run(by_filters, -(-n // fstep))
         return out
 
 
@@ -248,12 +362,15 @@ class Convolutional(Layer):
 class MaxPool(Layer):
     """[maxpool]: padding is the total padding, origin -padding/2 (maxpool_layer.c)."""
 
+    KIND = "max"
     section: Section
     size: int
     stride_x: int
     stride_y: int
     padding: int
     inputs: list[int] = field(default_factory=list)
+
+    IGNORED = frozenset({"maxpool_zero_nonmax"})  # read by parser.c, used only on the GPU
 
     @classmethod
     def from_cfg(cls, s: Section, ctx: Ctx) -> MaxPool:
@@ -262,15 +379,34 @@ class MaxPool(Layer):
         stride_y = s.get_int("stride_y", stride)
         size = s.get_int("size", stride)
         padding = s.get_int("padding", size - 1)  # parser.c: total padding, not per side
-        _refuse(s, "maxpool_depth", 0)
-        _refuse(s, "antialiasing", 0)
+        maxpool_depth = s.get_int("maxpool_depth", 0)
+        out_channels = s.get_int("out_channels", 1)
+        antialiasing = s.get_int("antialiasing", 0)
         if size < 1:
             raise s.error("size", "must be >= 1")
         if stride_x < 1 or stride_y < 1:
             raise s.error("stride", "must be >= 1")
         if padding < 0:
             raise s.error("padding", "must be >= 0")
-        return cls(s, size, stride_x, stride_y, padding)
+        if antialiasing not in (0, 1, 2):
+            raise s.error("antialiasing", "expected 0, 1 (3x3 blur) or 2 (2x2 blur)")
+        if maxpool_depth and out_channels < 1:
+            raise s.error("out_channels", "must be >= 1")
+        if maxpool_depth and antialiasing:
+            # forward_maxpool_layer returns before the blur but the next layer gets its shape
+            raise s.error("antialiasing", "darknet skips the blur with maxpool_depth=1")
+        if not (maxpool_depth or antialiasing):
+            return cls(s, size, stride_x, stride_y, padding)
+        from .layers_more import MaxPoolExt
+
+        host_stride = (1, 1) if antialiasing else (stride_x, stride_y)
+        return MaxPoolExt(s, size, *host_stride, padding, maxpool_depth=maxpool_depth,
+                          out_channels=out_channels, antialiasing=antialiasing,
+                          blur_stride_x=stride_x, blur_stride_y=stride_y)  # fmt: skip
+
+    def flops(self, prev: Shape, out: Shape) -> float:
+        # maxpool_layer.c: bflops = size*size*c*out_h*out_w
+        return float(self.size * self.size * prev[0] * out[1] * out[2])
 
     def infer(self, shapes: list[Shape], prev: Shape) -> Shape:
         c, h, w = prev
@@ -337,6 +473,7 @@ class Route(Layer):
 class Shortcut(Layer):
     """[shortcut]: previous output plus other layers' (weighted) outputs (shortcut_layer.c)."""
 
+    KIND = "shortcut"
     section: Section
     inputs: list[int]
     activation: int
@@ -349,6 +486,9 @@ class Shortcut(Layer):
     def from_cfg(cls, s: Section, ctx: Ctx) -> Shortcut:
         layers = [_layer_index(s, "from", v, ctx) for v in s.get_ints("from")]
         act = _activation(s, "linear")
+        if s.get_str("activation") in ("hard_mish", "relu6"):
+            # forward_shortcut_layer special-cases only swish and mish; activate() lacks these
+            raise s.error("activation", "darknet's [shortcut] outputs 0 with this activation")
         wt = s.get_str("weights_type", "none")
         if wt == "per_layer":
             wt = "per_feature"  # parser.c treats them alike
@@ -362,14 +502,14 @@ class Shortcut(Layer):
         return cls(s, layers, act, wt, norm, ctx.prev[0])
 
     def infer(self, shapes: list[Shape], prev: Shape) -> Shape:
-        for i in self.inputs:
-            if shapes[i][1:] != prev[1:]:
-                raise self.error(
-                    "from",
-                    f"layer {i} is {shapes[i][1]}x{shapes[i][2]} but the previous layer is "
-                    f"{prev[1]}x{prev[2]}; shortcut needs the same width and height",
-                )
+        # parse_shortcut only prints "Downsample here" for other sizes: shortcut_multilayer_cpu
+        # then adds over the flat index where the other layer has values (see forward)
         return prev
+
+    def flops(self, prev: Shape, out: Shape) -> float:
+        # shortcut_layer.c: out_w*out_h*out_c*n (n = number of from= layers), x2 with weights
+        n = out[0] * out[1] * out[2] * len(self.inputs)
+        return float(2 * n if self.weights_type != "none" else n)
 
     def params(self) -> list[tuple[str, int]]:
         n = len(self.inputs) + 1
@@ -384,8 +524,10 @@ class Shortcut(Layer):
             return
         n = len(self.inputs) + 1
         w = arrays["weights"].reshape(n, -1).astype(np.float32)  # (n, 1) or (n, c)
+        # network.c fuse_conv_batchnorm (run by detector test and classifier predict) normalises
+        # the weights once; its "relu" is lrelu: max(w, .001), not the forward pass's relu
         if self.normalization == "relu":
-            w = np.maximum(w, 0)
+            w = np.where(w > np.float32(0.001), w, np.float32(0.001))
             w = w / (np.float32(0.0001) + w.sum(0))
         elif self.normalization == "softmax":
             e = np.exp(w - w.max(0))
@@ -403,6 +545,9 @@ class Shortcut(Layer):
             out[...] = x * w[0].reshape(1, -1, 1, 1)
         for k, i in enumerate(self.inputs, start=1):
             src = outputs[i]
+            if src.shape[2:] != out.shape[2:]:
+                self._add_flat(out, src, None if w is None else w[k])
+                continue
             m = min(c, src.shape[1])
             if w is None:
                 out[:, :m] += src[:, :m]
@@ -412,11 +557,26 @@ class Shortcut(Layer):
             kernels.activate(out.reshape(-1, out.shape[2] * out.shape[3]), self.activation)
         return out
 
+    @staticmethod
+    def _add_flat(out: np.ndarray, src: np.ndarray, w: np.ndarray | None) -> None:
+        """A from-layer of another w/h: out.flat[j] += src.flat[j] * weight(channel of j) for
+        j < min of the two sizes, per image, as shortcut_multilayer_cpu indexes it."""
+        n = out.shape[0]
+        o, a = out.reshape(n, -1), src.reshape(n, -1)
+        m = min(o.shape[1], a.shape[1])
+        if w is None:
+            o[:, :m] += a[:, :m]
+        elif w.size == 1:  # per_feature
+            o[:, :m] += a[:, :m] * w[0]
+        else:  # per_channel: the weight of the output channel of each flat index
+            o[:, :m] += a[:, :m] * np.repeat(w, out.shape[2] * out.shape[3])[:m]
+
 
 @dataclass
 class Upsample(Layer):
     """[upsample]: nearest-neighbour by stride; negative stride sums down (upsample_layer.c)."""
 
+    KIND = "upsample"
     section: Section
     stride: int
     scale: float
@@ -444,18 +604,20 @@ class Upsample(Layer):
             for b in range(x.shape[0]):
                 kernels.upsample(x[b], self.stride, np.float32(self.scale), out[b])
         else:
-            # reverse upsample_cpu: each output sums its stride x stride window, times scale
-            s = -self.stride
-            n, c, oh, ow = out.shape
-            win = x[:, :, : oh * s, : ow * s].reshape(n, c, oh, s, ow, s)
-            out[...] = win.sum(axis=(3, 5), dtype=np.float32) * np.float32(self.scale)
+            # reverse upsample_cpu: each output sums scale*x over its stride x stride window
+            for b in range(x.shape[0]):
+                kernels.downsample_sum(x[b], -self.stride, np.float32(self.scale), out[b])
         return out
 
 
 @dataclass
 class Reorg(Layer):
-    """[reorg]: space-to-depth the way darknet's reorg_cpu(..., forward=0) does it (yolov2)."""
+    """[reorg]: yolov2's "old" reorg (reorg_old_layer.c): reorg_cpu(..., forward=0) is called
+    with the *input* shape, so it reads the input buffer as (c/s^2, h*s, w*s) and writes the
+    output buffer as (c, h, w); the result is then seen as (c*s^2, h/s, w/s). This is not a
+    clean space-to-depth ([reorg3d] is), but it is what yolov2.weights were trained with."""
 
+    KIND = "reorg"
     section: Section
     stride: int
     inputs: list[int] = field(default_factory=list)
@@ -475,14 +637,20 @@ class Reorg(Layer):
         s = self.stride
         if h % s or w % s:
             raise self.error("stride", f"must divide the {h}x{w} input")
+        if c % (s * s):
+            raise self.error("stride", f"stride*stride must divide the {c} input channels")
         return (c * s * s, h // s, w // s)
 
     def forward(self, x, outputs, out, ws):
-        # out[off*c + k, j, i] = in[k, j*s + off//s, i*s + off%s]   (reorg_layer.c)
+        # with in_c = c/s^2: flat(out)[k, j, i] = x_as(in_c, h*s, w*s)[k % in_c,
+        #   j*s + (k // in_c) // s, i*s + (k // in_c) % s]   for k < c, j < h, i < w
+        n, c, h, w = x.shape
         s = self.stride
-        c = x.shape[1]
+        in_c = c // (s * s)
+        src = x.reshape(n, in_c, h * s, w * s)
+        dst = out.reshape(n, c, h, w)
         for off in range(s * s):
-            out[:, off * c : (off + 1) * c] = x[:, :, off // s :: s, off % s :: s]
+            dst[:, off * in_c : (off + 1) * in_c] = src[:, :, off // s :: s, off % s :: s]
         return out
 
 
@@ -629,6 +797,11 @@ LAYERS = {
     "route": Route, "shortcut": Shortcut, "upsample": Upsample, "reorg": Reorg,
     "yolo": Yolo, "region": Region, "dropout": Dropout,
 }  # fmt: skip
+
+# The rest of darknet's vocabulary lives in layers_more.py, which builds on the classes above.
+from .layers_more import MORE_LAYERS  # noqa: E402
+
+LAYERS.update(MORE_LAYERS)
 
 # Output heads: forward(x) returns the raw map fed into each of these, in cfg order.
 HEADS = (Yolo, Region)

@@ -48,7 +48,8 @@ class Network:
         for i, s in enumerate(sections[1:]):
             cls = LAYERS.get(s.kind)
             if cls is None:
-                supported = ", ".join(sorted(set(LAYERS)))
+                supported = ", ".join(sorted(k for k, c in LAYERS.items()
+                                             if not getattr(c, "REFUSED", False)))  # fmt: skip
                 raise CfgError(f"unknown section [{s.kind}]; supported: {supported}", s.path, s.line)
             if s.kind == "net":
                 raise CfgError("a second [net] section", s.path, s.line)
@@ -61,6 +62,12 @@ class Network:
             raise CfgError("the cfg has no layers after [net]", net.path, net.line)
         self.shapes = shapes  # at the cfg's own input size
         self.heads = [i for i, layer in enumerate(self.layers) if isinstance(layer, HEADS)]
+        # What forward() returns: the map fed into each head, or for a classifier (no heads)
+        # its last layer that is not a [cost] (network.c get_network_output).
+        last = len(self.layers) - 1
+        while last > 0 and getattr(self.layers[last], "LOSS_ONLY", False):
+            last -= 1
+        self.output_layers = self.heads or [last]
         self.loaded = False
         self._plan_key: tuple | None = None
 
@@ -77,6 +84,7 @@ class Network:
         reader = WeightsReader(path, self.num_params(), self.cfg_path)
         self.header = reader.header
         for i, layer in enumerate(self.layers):
+            layer.set_header(reader.header)
             arrays = {
                 name: reader.take(n, f"layer {i} [{layer.section.kind}] {name}")
                 for name, n in layer.params()
@@ -87,21 +95,34 @@ class Network:
         return self
 
     def random_weights(self, seed: int = 0) -> list[np.ndarray]:
-        """Plausible random parameters in .weights order (for tests and benchmarks)."""
+        """Plausible random parameters in .weights order (for tests and benchmarks).
+
+        Drawn directly in float32 (P7 has 276M parameters: float64 draws would double the time
+        and memory).
+        """
         rng = np.random.default_rng(seed)
+        f32 = np.float32
+
+        def uniform(lo: float, hi: float, n: int) -> np.ndarray:
+            return rng.random(n, dtype=f32) * f32(hi - lo) + f32(lo)
+
         arrays = []
         for i, name, n in self.param_spec():
             layer = self.layers[i]
-            if name == "weights" and hasattr(layer, "size"):
-                fan_in = layer.c // layer.groups * layer.size * layer.size
-                a = rng.normal(0, 1.0 / np.sqrt(fan_in), n)
-            elif name in ("scales", "rolling_variance"):
-                a = rng.uniform(0.5, 1.5, n)
+            fan_in = getattr(layer, "fan_in", None)
+            if name == "weights" and fan_in:
+                a = rng.standard_normal(n, dtype=f32) * f32(1.0 / np.sqrt(fan_in))
+            elif name == "scales":
+                # below 1 so that deep residual stacks (P5-P7: 40-55 [shortcut]s) do not grow
+                # into saturated logistic heads; tiny nets keep O(1) outputs
+                a = uniform(0.3, 0.7, n)
+            elif name == "rolling_variance":
+                a = uniform(0.5, 1.5, n)
             elif name == "weights":
-                a = rng.uniform(0.2, 1.0, n)
+                a = uniform(0.2, 1.0, n)
             else:
-                a = rng.uniform(-0.5, 0.5, n)
-            arrays.append(a.astype(np.float32))
+                a = uniform(-0.5, 0.5, n)
+            arrays.append(a)
         return arrays
 
     def save_random_weights(self, path: str | Path, seed: int = 0) -> Path:
@@ -154,24 +175,66 @@ class Network:
         for layer, out in zip(self.layers, buffers):
             x = layer.forward(x, outputs, out, ws)
             outputs.append(x)
-        return [outputs[i].copy() for i in self.heads]
+        return [outputs[i].copy() for i in self.output_layers]
 
     # -- description --------------------------------------------------------------------------
+    def layer_bflops(self, size: tuple[int, int] | None = None) -> list[float]:
+        """Each layer's BFLOPs as darknet stores it: float(flops / 1e9) (l.bflops is a float)."""
+        h, w = size or (self.height, self.width)
+        shapes = self.infer_shapes(h, w)
+        prevs = [(self.channels, h, w)] + shapes[:-1]
+        return [float(np.float32(layer.flops(p, s) / 1e9))
+                for layer, p, s in zip(self.layers, prevs, shapes)]  # fmt: skip
+
+    def bflops(self, size: tuple[int, int] | None = None) -> float:
+        """darknet's "Total BFLOPS": the per-layer values summed into a float (parser.c)."""
+        total = np.float32(0)
+        for bf in self.layer_bflops(size):
+            total = np.float32(total + np.float32(bf))
+        return float(total)
+
     def summary(self, size: tuple[int, int] | None = None) -> str:
         """A darknet-style layer table (parser.c / make_*_layer prints) with BFLOPs and params."""
         h, w = size or (self.height, self.width)
         shapes = self.infer_shapes(h, w)
         prevs = [(self.channels, h, w)] + shapes[:-1]
         lines = [f"{self.cfg_path}: input {w}x{h}x{self.channels}",
-                 "   layer   filters  size/strd(dil)      input                output"]  # fmt: skip
-        total = 0.0
-        for i, (layer, p, s) in enumerate(zip(self.layers, prevs, shapes)):
-            flops = layer.flops(p, s) / 1e9
-            total += flops
-            lines.append(f"{i:4d} {layer.describe(p, s)}" + (f" {flops:.3f} BF" if flops else ""))
-        lines.append(f"Total BFLOPS {total:.3f}")
+                 "   layer   type        filters size/strd(dil)  input               output"]  # fmt: skip
+        for i, (layer, p, s, bf) in enumerate(zip(self.layers, prevs, shapes,
+                                                  self.layer_bflops(size))):  # fmt: skip
+            lines.append(f"{i:4d} {layer.describe(p, s)}" + (f" {bf:5.3f} BF" if bf else ""))
+        lines.append(f"Total BFLOPS {self.bflops(size):5.3f}")
         lines.append(f"Parameters {self.num_params():,}")
         return "\n".join(lines)
+
+    # -- classification ----------------------------------------------------------------------
+    def classify(self, image_bgr: np.ndarray, top: int = 5) -> list[tuple[int, float]]:
+        """The top (class index, probability) pairs for one BGR uint8 image, best first, as
+        `darknet classifier predict` finds them (classifier.c predict_classifier, utils.c top_k).
+
+        The image is resized so its shorter side is the network width (image.c resize_min,
+        darknet's bilinear resize), then the centre net_w x net_h is cropped (crop_image clamps
+        at the edges).
+        """
+        from . import image
+
+        if self.heads:
+            raise DarknetError(f"{self.cfg_path}: has [yolo]/[region] heads; it is a detector")
+        im = image.to_planar_rgb(image_bgr)
+        _, ih, iw = im.shape
+        if iw < ih:  # resize_min
+            w, h = self.width, ih * self.width // iw
+        else:
+            w, h = iw * self.width // ih, self.width
+        if (w, h) != (iw, ih):
+            im = image.resize_image(im, w, h)
+        dx, dy = int((w - self.width) / 2), int((h - self.height) / 2)  # C division truncates
+        rows = np.clip(np.arange(self.height) + dy, 0, h - 1)
+        cols = np.clip(np.arange(self.width) + dx, 0, w - 1)
+        x = np.ascontiguousarray(im[:, rows][:, :, cols])[None]
+        probs = self.forward(x)[0].reshape(-1)
+        order = np.argsort(-probs, kind="stable")[:top]  # top_k keeps the first of equals
+        return [(int(i), float(probs[i])) for i in order]
 
     # -- detection ---------------------------------------------------------------------------
     def detect(

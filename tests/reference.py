@@ -300,3 +300,221 @@ def diounms_sort(boxes, objectness, probs, thresh, nms_kind, beta1):
         return nms_kind == "diounms" and box_diounms(a, b, beta1) > t
 
     return _pp_nms_sort(boxes, objectness, probs, t, suppress)
+
+
+# --- zoo layer twins ---
+# Literal loop ports of darknet's C for the kernels and layers of pydarknet/layers_more.py
+# (activations.c, avgpool_layer.c, maxpool_layer.c, blas.c, reorg_layer.c, reorg_old_layer.c,
+# convolutional_layer.c antialiasing, shortcut_layer.c). Flat float32 arrays, C index arithmetic.
+def zoo_normalize_channels(x, mode):
+    """activations.c activate_array_normalize_channels(_softmax) on a (c, h, w) map."""
+    c = x.shape[0]
+    flat = _np.array(x, _f32).reshape(c, -1)
+    out = _np.zeros_like(flat)
+    for i in range(flat.shape[1]):
+        s = _f32(0.0001)
+        if mode == 0:
+            for k in range(c):
+                if flat[k, i] > 0:
+                    s = _f32(s + flat[k, i])
+            for k in range(c):
+                out[k, i] = flat[k, i] / s if flat[k, i] > 0 else _f32(0)
+            continue
+        mx = _f32(0)
+        if mode == 2:
+            mx = -_np.finfo(_f32).max
+            for k in range(c):
+                if flat[k, i] > mx or k == 0:
+                    mx = flat[k, i]
+        for k in range(c):
+            s = _f32(s + _f32(_np.exp(_f32(flat[k, i] - mx))))
+        for k in range(c):
+            out[k, i] = _f32(_np.exp(_f32(flat[k, i] - mx))) / s
+    return out.reshape(x.shape)
+
+
+def zoo_conv2d(x, weights, stride_y, stride_x, pad, dilation=1):
+    """A direct convolution of x (c, h, w) with weights (n, c, k, k): im2col_cpu_ext + gemm,
+    out size (h + 2*pad - (dil*(k-1)+1))/stride + 1, in double for a reference value."""
+    c, h, w = x.shape
+    n, _, k, _ = weights.shape
+    span = dilation * (k - 1) + 1
+    oh = (h + 2 * pad - span) // stride_y + 1
+    ow = (w + 2 * pad - span) // stride_x + 1
+    out = _np.zeros((n, oh, ow))
+    xp = _np.zeros((c, h + 2 * pad, w + 2 * pad))
+    xp[:, pad : pad + h, pad : pad + w] = x
+    for f in range(n):
+        for oy in range(oh):
+            for ox in range(ow):
+                acc = 0.0
+                for ch in range(c):
+                    for ky in range(k):
+                        for kx in range(k):
+                            acc += float(weights[f, ch, ky, kx]) * float(
+                                xp[ch, oy * stride_y + ky * dilation, ox * stride_x + kx * dilation])
+                out[f, oy, ox] = acc
+    return out.astype(_f32)
+
+
+def zoo_blur(x, size, stride_y, stride_x, pad):
+    """The antialiasing input_layer: a depthwise conv with darknet's fixed weights."""
+    if size == 2:
+        k = _np.full((2, 2), 0.25, _f32)
+    else:
+        k = _np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], _f32) / _f32(16)
+    out = [zoo_conv2d(x[ch : ch + 1], k[None, None], stride_y, stride_x, pad)[0]
+           for ch in range(x.shape[0])]  # fmt: skip
+    return _np.stack(out)
+
+
+def zoo_avgpool(x):
+    """avgpool_layer.c forward_avgpool_layer: (c, h, w) -> (c,)."""
+    c = x.shape[0]
+    flat = _np.array(x, _f32).reshape(c, -1)
+    out = _np.zeros(c, _f32)
+    for k in range(c):
+        acc = _f32(0)
+        for v in flat[k]:
+            acc = _f32(acc + v)
+        out[k] = acc / _f32(flat.shape[1])
+    return out
+
+
+def zoo_local_avgpool(x, size, stride_y, stride_x, pad, out_h, out_w):
+    """maxpool_layer.c forward_local_avgpool_layer."""
+    c, h, w = x.shape
+    out = _np.zeros((c, out_h, out_w), _f32)
+    for k in range(c):
+        for i in range(out_h):
+            for j in range(out_w):
+                acc, count = _f32(0), 0
+                for n in range(size):
+                    for m in range(size):
+                        cur_h = -(pad // 2) + i * stride_y + n
+                        cur_w = -(pad // 2) + j * stride_x + m
+                        if 0 <= cur_h < h and 0 <= cur_w < w:
+                            acc = _f32(acc + x[k, cur_h, cur_w])
+                            count += 1
+                out[k, i, j] = acc / _f32(count)
+    return out
+
+
+def zoo_maxpool_depth(x, out_channels):
+    """maxpool_layer.c forward_maxpool_layer with maxpool_depth=1."""
+    c, h, w = x.shape
+    out = _np.zeros((out_channels, h, w), _f32)
+    for i in range(h):
+        for j in range(w):
+            for g in range(out_channels):
+                best = -_np.finfo(_f32).max
+                for k in range(g, c, out_channels):
+                    if x[k, i, j] > best:
+                        best = x[k, i, j]
+                out[g, i, j] = best
+    return out
+
+
+def zoo_softmax(x, groups, temp):
+    """blas.c softmax_cpu over `groups` contiguous parts of the flat input."""
+    flat = _np.array(x, _f32).reshape(-1)
+    n = flat.size // groups
+    out = _np.zeros_like(flat)
+    t = _f32(temp)
+    for g in range(groups):
+        part = flat[g * n : (g + 1) * n]
+        largest = -_np.finfo(_f32).max
+        for v in part:
+            if v > largest:
+                largest = v
+        total = _f32(0)
+        es = []
+        for v in part:
+            e = _f32(_math.exp(float(_f32(v / t) - _f32(largest / t))))
+            total = _f32(total + e)
+            es.append(e)
+        out[g * n : (g + 1) * n] = [e / total for e in es]
+    return out.reshape(x.shape)
+
+
+def zoo_downsample(x, stride, scale, out_h, out_w):
+    """blas.c upsample_cpu(..., forward=0) as forward_upsample_layer uses it for stride < 0."""
+    c = x.shape[0]
+    out = _np.zeros((c, out_h, out_w), _f32)
+    sc = _f32(scale)
+    for k in range(c):
+        for j in range(out_h * stride):
+            for i in range(out_w * stride):
+                out[k, j // stride, i // stride] = _f32(out[k, j // stride, i // stride]
+                                                        + sc * x[k, j, i])  # fmt: skip
+    return out
+
+
+def _zoo_reorg_cpu(x_flat, out_w, out_h, out_c, stride, forward):
+    """blas.c reorg_cpu for batch 1, literally."""
+    out = _np.zeros(x_flat.size, _f32)
+    in_c = out_c // (stride * stride)
+    for k in range(out_c):
+        for j in range(out_h):
+            for i in range(out_w):
+                in_index = i + out_w * (j + out_h * k)
+                c2 = k % in_c
+                offset = k // in_c
+                w2 = i * stride + offset % stride
+                h2 = j * stride + offset // stride
+                out_index = w2 + out_w * stride * (h2 + out_h * stride * c2)
+                if forward:
+                    out[out_index] = x_flat[in_index]
+                else:
+                    out[in_index] = x_flat[out_index]
+    return out
+
+
+def zoo_reorg_old(x, stride):
+    """reorg_old_layer.c: reorg_cpu(input, w, h, c, stride, 0) with the *input* shape."""
+    c, h, w = x.shape
+    out = _zoo_reorg_cpu(_np.array(x, _f32).reshape(-1), w, h, c, stride, 0)
+    return out.reshape(c * stride * stride, h // stride, w // stride)
+
+
+def zoo_reorg3d(x, stride):
+    """reorg_layer.c: reorg_cpu(input, out_w, out_h, out_c, stride, 0) with the output shape."""
+    c, h, w = x.shape
+    s = stride
+    out = _zoo_reorg_cpu(_np.array(x, _f32).reshape(-1), w // s, h // s, c * s * s, s, 0)
+    return out.reshape(c * s * s, h // s, w // s)
+
+
+def zoo_shortcut(x, froms, weights=None, normalization="none"):
+    """blas.c shortcut_multilayer_cpu for batch 1 after fuse_conv_batchnorm normalised the
+    weights (lrelu = max(w, .001) for "relu"): flat index, each from-layer adds where it has
+    values; weights (n+1,) per_feature or (n+1, c) per_channel."""
+    c, h, w = x.shape
+    n = len(froms)
+    out = _np.array(x, _f32).reshape(-1).copy()
+    if weights is not None:
+        wts = _np.array(weights, _f32).reshape(n + 1, -1)
+        for ch in range(wts.shape[1]):
+            col = wts[:, ch]
+            if normalization == "relu":
+                col = _np.array([v if v > _f32(0.001) else _f32(0.001) for v in col], _f32)
+                s = _f32(0.0001)
+                for v in col:
+                    s = _f32(s + v)
+                wts[:, ch] = col / s
+            elif normalization == "softmax":
+                mx = max(col)
+                e = _np.array([_np.exp(_f32(v - mx)) for v in col], _f32)
+                s = _f32(0.0001)
+                for v in e:
+                    s = _f32(s + v)
+                wts[:, ch] = e / s
+        step = (c * h * w) // wts.shape[1]
+    for i in range(c * h * w):
+        if weights is not None:
+            out[i] = out[i] * wts[0, i // step]
+        for k, src in enumerate(froms):
+            src = _np.array(src, _f32).reshape(-1)
+            if i < src.size:
+                out[i] = out[i] + (src[i] * wts[k + 1, i // step] if weights is not None else src[i])
+    return out.reshape(c, h, w)
