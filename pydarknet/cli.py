@@ -6,6 +6,7 @@ import argparse
 import glob
 import json
 import os
+import signal
 import sys
 import time
 import warnings
@@ -13,6 +14,8 @@ from pathlib import Path
 
 from .errors import DarknetError
 
+HEADS_HELP = ("compute only these heads: pyramid levels (P3,P4,P5) or positions in cfg order "
+              "(0,1); e.g. P7 without its P7 head (Scaled-YOLOv4's once-for-all P7\\P7)")
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jp2"}
 
 
@@ -58,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--dask", metavar="SCHEDULER",
                    help="run on a Dask cluster: tcp://host:8786, or local[:N] for N processes")
     d.add_argument("--out-video", help="annotated video file (default: OUT_DIR/<name>.avi)")
+    d.add_argument("--heads", help=HEADS_HELP)
     d.set_defaults(func=cmd_detect)
 
     m = sub.add_parser("map", help="accuracy: COCO AP (pycocotools) or darknet's mAP@0.5")
@@ -83,7 +87,33 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="print the layer table of a cfg (like darknet)")
     i.add_argument("cfg")
     i.add_argument("--size", help="input size WxH (default: the cfg's)")
+    i.add_argument("--heads", help=HEADS_HELP)
     i.set_defaults(func=cmd_info)
+
+    b = sub.add_parser("bench", help="forward latency, per-layer profile, memory, cold start")
+    b.add_argument("cfg", help="darknet .cfg file")
+    b.add_argument("--weights", help="darknet .weights (default: random weights)")
+    b.add_argument("--size", help="input size WxH (default: the cfg's)")
+    b.add_argument("--threads", type=_positive_threads, help="CPU threads (all cores)")
+    b.add_argument("--repeat", type=_positive_threads, default=20, help="timed runs (20)")
+    b.add_argument("--batch", type=_positive_threads, default=1, help="images per forward (1)")
+    b.add_argument("--vs", choices=["opencv"], help="also time OpenCV 4.x DNN, interleaved")
+    b.add_argument("--layers", action="store_true", help="time and GFLOP/s of every layer")
+    b.add_argument("--memory", action="store_true",
+                   help="peak RSS of a fresh process running the model (and OpenCV's with --vs)")
+    b.add_argument("--cold", metavar="IMAGE",
+                   help="process start to exit of `pydarknet detect IMAGE` (vs an OpenCV script)")
+    b.add_argument("--heads", help=HEADS_HELP)
+    b.set_defaults(func=cmd_bench)
+
+    c = sub.add_parser("classify", help="top classes of images (darknet classifier predict)")
+    c.add_argument("cfg", help="darknet classifier .cfg (no [yolo]/[region] layer)")
+    c.add_argument("inputs", nargs="+", help="images, directories of images, or .txt list files")
+    c.add_argument("--weights", help="darknet .weights (default: weights/<cfg stem>.weights)")
+    c.add_argument("--names", help="class names, one per line (default: class numbers)")
+    c.add_argument("--top", type=_positive_threads, default=5, help="classes to print (5)")
+    c.add_argument("--threads", type=_positive_threads, help="CPU threads (all cores)")
+    c.set_defaults(func=cmd_classify)
     return p
 
 
@@ -112,11 +142,32 @@ def set_threads(n: int | None) -> None:
     """Set Numba's and BLAS's thread counts together (--threads, or $PYDARKNET_THREADS)."""
     if n is None and os.environ.get("PYDARKNET_THREADS"):
         n = int(os.environ["PYDARKNET_THREADS"])
-    if n is None:
-        return
-    from .threads import set_num_threads
+    from . import threads
 
-    set_num_threads(n)
+    if threads.cache_is_cold():
+        print(f"pydarknet: compiling kernels on first use (about 15 s; cached in "
+              f"{threads.cache_dir()})", file=sys.stderr)  # fmt: skip
+    if n is not None:
+        threads.set_num_threads(n)
+
+
+def apply_heads(net, spec: str | None) -> None:
+    """--heads: keep the listed heads (P levels or positions) and skip what only others need."""
+    if not spec:
+        return
+    levels = net.head_levels()
+    keep = []
+    for item in spec.replace(" ", "").split(","):
+        if item.upper().startswith("P") and item[1:].isdigit():
+            if int(item[1:]) not in levels:
+                raise DarknetError(f"--heads {spec}: {item} is not a head of {net.cfg_path} "
+                                   f"(it has {', '.join(f'P{v}' for v in levels)})")  # fmt: skip
+            keep.append(levels.index(int(item[1:])))
+        elif item.isdigit():
+            keep.append(int(item))
+        else:
+            raise DarknetError(f"--heads {spec}: expected P levels (P3,P4) or positions (0,1)")
+    net.prune(keep)
 
 
 def default_weights(cfg: str) -> Path:
@@ -209,6 +260,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
         net = Network(args.cfg)  # the workers load the weights; here only names are needed
     else:
         net = load(args.cfg, weights)
+    apply_heads(net, args.heads)
     if not net.heads:
         raise DarknetError(f"{args.cfg}: has no [yolo] or [region] layer; it is not a detector")
     names = read_names(args.names, net.layers[net.heads[-1]].classes, args.cfg)
@@ -295,7 +347,7 @@ def _report_images(args, results, paths: list[str], names: list[str], local: boo
 
 
 def _detect_dask(args, weights: str, names: list[str], letterbox: bool | None) -> int:
-    from .distributed import connect, detect_paths
+    from .distributed import close, connect, detect_paths
 
     paths = expand_inputs(args.inputs)
     client = connect(args.dask)
@@ -308,7 +360,18 @@ def _detect_dask(args, weights: str, names: list[str], letterbox: bool | None) -
         )  # fmt: skip
         return _report_images(args, results, paths, names, local=False)
     finally:
-        client.close()
+        close(client)
+
+
+def _print_whole(line: str) -> None:
+    """Print one line with Ctrl-C held back until it is out: no half JSON line on stdout."""
+    mask = getattr(signal, "pthread_sigmask", None)  # POSIX; elsewhere a plain print
+    old = mask(signal.SIG_BLOCK, {signal.SIGINT}) if mask else None
+    try:
+        print(line, flush=True)
+    finally:
+        if mask:
+            mask(signal.SIG_SETMASK, old)
 
 
 def _detect_video(args, det, spec: str) -> int:
@@ -327,7 +390,7 @@ def _detect_video(args, det, spec: str) -> int:
             if writer is not None:
                 writer.write(image.draw_detections(fr.image, fr.detections, det.names))
             (line,) = postprocess.to_darknet_json([(fr.frame_id, spec, fr.detections)])
-            print(json.dumps(line), flush=True)
+            _print_whole(json.dumps(line))
             done += 1
             if bar is not None:
                 bar.update(1)
@@ -350,7 +413,8 @@ def cmd_map(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     if bool(args.data) == bool(args.annotations) or bool(args.images) != bool(args.annotations):
         raise DarknetError("map needs --data FILE.data, or --images and --annotations")
-    from .detector import Detector, read_names as names_of
+    from .detector import Detector
+    from .detector import read_names as names_of
     from .network import load
 
     weights = args.weights or default_weights(args.cfg)
@@ -416,8 +480,10 @@ def _map_coco(args, det) -> int:
               f"{args.annotations}; they are skipped", file=sys.stderr)  # fmt: skip
     cats = evaluate.match_categories(gt["categories"], det.names)
     if not any(c is not None for c in cats):
-        raise DarknetError(f"{args.annotations}: no category name matches the model's class names "
-                           f"(e.g. {det.names[0]!r}); do the annotations match the model?")  # fmt: skip
+        raise DarknetError(
+            f"{args.annotations}: no category name matches the model's class names "
+            f"(e.g. {det.names[0]!r}); do the annotations match the model?"
+        )
     results: list[dict] = []
     ids = []
     bar = _progress(len(found), "img")
@@ -454,14 +520,116 @@ def cmd_info(args: argparse.Namespace) -> int:
     from .network import Network
 
     net = Network(args.cfg)
+    apply_heads(net, args.heads)
     size = None
     if args.size:
-        try:
-            w, h = (int(v) for v in args.size.lower().split("x"))
-        except ValueError:
-            raise DarknetError(f"--size {args.size}: expected WxH, e.g. 416x416") from None
-        size = (h, w)
+        size = _parse_size(args.size)
     print(net.summary(size))
+    return 0
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    """WxH -> (h, w)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise DarknetError(f"--size {text}: expected WxH, e.g. 416x416") from None
+    return h, w
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Median forward time (and OpenCV DNN's, interleaved), per-layer times, memory, cold start."""
+    set_threads(args.threads)
+    import tempfile
+
+    from . import bench, threads
+    from .network import Network
+
+    n = threads.num_threads()
+    net = Network(args.cfg)
+    h, w = _parse_size(args.size) if args.size else (net.height, net.width)
+    tmp = tempfile.TemporaryDirectory(prefix="pydarknet-bench-")
+    if args.weights:
+        weights = args.weights
+        net.load_weights(weights)
+    else:  # random weights: timing does not depend on the values; OpenCV reads the same file
+        weights = net.save_random_weights(Path(tmp.name) / "random.weights")
+    apply_heads(net, args.heads)
+    x = bench.make_input(args.batch, h, w)
+    out = sys.stdout
+    what = f"{args.cfg} @{w}x{h}, batch {args.batch}, {n} threads"
+    runners = {"pydarknet": net.forward}
+    if args.vs == "opencv":
+        if args.heads:
+            raise DarknetError("--vs opencv compares whole networks; drop --heads")
+        why = bench.opencv_available()
+        if why:
+            print(f"pydarknet: OpenCV comparison skipped: {why}", file=sys.stderr)
+        else:
+            runners["opencv"] = bench.opencv_forward(args.cfg, weights, n)
+    print(f"{what}: BFLOPs {net.bflops((h, w)) * args.batch:.2f}", file=out)
+    stats = bench.interleaved(runners, x, args.repeat)
+    for name, st in stats.items():
+        print(f"  {name:<10} median {st.median * 1e3:8.1f} ms  (p10 {st.p10 * 1e3:.1f}, "
+              f"p90 {st.p90 * 1e3:.1f}, {args.repeat} runs)", file=out)  # fmt: skip
+    if "opencv" in stats:
+        ratio = stats["pydarknet"].median / stats["opencv"].median
+        print(f"  ratio      {ratio:8.2f}  (pydarknet / opencv; < 1 is faster)", file=out)
+    if args.batch > 1:
+        print(f"  throughput {args.batch / stats['pydarknet'].median:8.1f} images/s", file=out)
+    if args.memory:
+        for engine in runners:
+            mb = bench.forward_rss(engine, args.cfg, weights, h, w, args.batch, n,
+                                   net.kept_heads if args.heads else None)  # fmt: skip
+            print(f"  peak RSS   {engine:<10} {mb:6.0f} MB (fresh process, 3 forwards)", file=out)
+    if args.cold:
+        engines = tuple(runners)
+        for engine, (st, mb) in bench.cold_start(args.cfg, weights, args.cold, w, h, n,
+                                                 max(3, args.repeat // 4), engines).items():
+            print(f"  cold start {engine:<10} median {st.median:6.2f} s (p10 {st.p10:.2f}, "
+                  f"p90 {st.p90:.2f}), peak RSS {mb:.0f} MB", file=out)  # fmt: skip
+    if args.layers:
+        rows = bench.profile_layers(net, x, args.repeat)
+        total = sum(r.seconds for r in rows)
+        print(f"  per layer (median of {args.repeat}; sum {total * 1e3:.1f} ms):", file=out)
+        for r in rows:
+            rate = f"{r.gflops_per_s:7.1f} GFLOP/s" if r.flops else ""
+            print(f"  {r.index:4d} {r.describe}  {r.seconds * 1e3:7.2f} ms {100 * r.seconds / total:5.1f}%"
+                  f" {rate}", file=out)  # fmt: skip
+    tmp.cleanup()
+    return 0
+
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    """Print `%5.2f%%: name` for the top classes of each image, as darknet classifier predict."""
+    set_threads(args.threads)
+    import numpy as np
+
+    from . import image
+    from .network import load
+
+    weights = args.weights or default_weights(args.cfg)
+    net = load(args.cfg, weights)
+    if net.heads:
+        raise DarknetError(f"{args.cfg}: has [yolo]/[region] layers; use `pydarknet detect`")
+    classes = int(np.prod(net.shapes[net.output_layers[0]]))
+    if args.names:
+        names = _check_names(_read_lines(Path(args.names)), Path(args.names), classes)
+    else:
+        names = [str(i) for i in range(classes)]
+    paths = expand_inputs(args.inputs)
+    for path in paths:
+        img = image.load_image(path)
+        t0 = time.perf_counter()
+        top = net.classify(img, min(args.top, classes))
+        ms = (time.perf_counter() - t0) * 1000
+        print(f"{path}: Predicted in {ms:.1f} ms", file=sys.stderr)
+        if len(paths) > 1:
+            print(f"{path}:")
+        for index, prob in top:
+            # pjreddie's predict_classifier format; the float product is C's predictions[i]*100
+            print("%5.2f%%: %s" % (float(np.float32(prob) * np.float32(100)), names[index]))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Detector: load a darknet detector once, then call it per image or frame (detector.c test_detector).
+"""Detector: load a darknet detector once, call it per image or frame (detector.c test_detector).
 
 Thread safety: one Detector may be shared by any number of threads. Network.forward reuses
 preallocated activation buffers, so the forward pass runs under a lock, one at a time;

@@ -84,13 +84,25 @@ def connect(address: str, timeout: float = 10.0):
         n = address.partition(":")[2] or "2"
         if not n.isdigit() or int(n) < 1:
             raise DarknetError(f"--dask {address}: expected local or local:N with N >= 1")
-        cluster = LocalCluster(n_workers=int(n), threads_per_worker=1, processes=True)
-        return Client(cluster)
+        cluster = LocalCluster(n_workers=int(n), threads_per_worker=1, processes=True,
+                               dashboard_address=None)  # fmt: skip
+        client = Client(cluster)
+        client._pydarknet_owns_cluster = True  # close() shuts the local cluster down too
+        return client
     try:
         return Client(address, timeout=f"{timeout}s")
     except (OSError, TimeoutError, ValueError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DarknetError(f"cannot reach the Dask scheduler at {address}: {msg}") from None
+
+
+def close(client) -> None:
+    """Close a client from connect(), and the local cluster it started, if any."""
+    owned = getattr(client, "_pydarknet_owns_cluster", False)
+    cluster = getattr(client, "cluster", None) if owned else None
+    client.close()
+    if cluster is not None:
+        cluster.close()
 
 
 def detect_paths(
@@ -119,8 +131,9 @@ def detect_paths(
         from .tta import TTA
 
         tta = TTA()
-    spec = (str(Path(cfg).resolve()), str(Path(weights).resolve()),
-            tuple(names) if names else None, float(thresh), float(nms), letterbox, tta or None)  # fmt: skip
+    files = (str(Path(cfg).resolve()), str(Path(weights).resolve()))
+    spec = (*files, tuple(names) if names else None, float(thresh), float(nms), letterbox,
+            tta or None)  # fmt: skip
     if window is None:
         threads = sum(client.nthreads().values()) or 1
         window = 4 * threads

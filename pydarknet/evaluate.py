@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import math
 import os
 import re
 from collections.abc import Sequence
@@ -71,8 +70,10 @@ class MapResult:
             lines.append("class_id = %d, name = %s, ap = %2.2f%%   \t (TP = %d, FP = %d) "
                          % (c.class_id, c.name, c.ap * 100, c.tp, c.fp))  # fmt: skip
         lines.append("")
-        lines.append(" for conf_thresh = %1.2f, precision = %1.2f, recall = %1.2f, F1-score = %1.2f "
-                     % (self.thresh, self.precision, self.recall, self.f1))  # fmt: skip
+        lines.append(
+            " for conf_thresh = %1.2f, precision = %1.2f, recall = %1.2f, F1-score = %1.2f "
+            % (self.thresh, self.precision, self.recall, self.f1)
+        )
         lines.append(" for conf_thresh = %0.2f, TP = %d, FP = %d, FN = %d, average IoU = %2.2f %% "
                      % (self.thresh, self.tp, self.fp, self.fn, self.avg_iou * 100))  # fmt: skip
         lines.append("")
@@ -227,8 +228,9 @@ def resolve(path: str, base: Path) -> Path:
 
 # -- COCO ----------------------------------------------------------------------------------------
 # darknet's coco.names spells six classes differently from instances_*.json
+# (after lower-casing and dropping spaces: "potted plant" and "pottedplant" already agree)
 COCO_ALIASES = {"motorbike": "motorcycle", "aeroplane": "airplane", "sofa": "couch",
-                "pottedplant": "pottedplant", "diningtable": "diningtable", "tvmonitor": "tv"}  # fmt: skip
+                "tvmonitor": "tv"}  # fmt: skip
 
 
 def _norm(name: str) -> str:
@@ -257,7 +259,8 @@ def load_annotations(path: str | os.PathLike) -> dict:
         raise DarknetError(f"{path}: cannot read: {e.strerror or e}") from None
     except json.JSONDecodeError as e:
         raise DarknetError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(gt, dict) or not all(k in gt for k in ("images", "annotations", "categories")):
+    needed = ("images", "annotations", "categories")
+    if not isinstance(gt, dict) or not all(k in gt for k in needed):
         raise DarknetError(f"{path}: not a COCO instances file (needs images, annotations "
                            "and categories)")  # fmt: skip
     return gt
@@ -272,8 +275,10 @@ def match_images(gt: dict, paths: Sequence[str], annotations: str) -> dict[str, 
     found = {p: by_file[Path(p).name] for p in paths if Path(p).name in by_file}
     if not found:
         example = Path(paths[0]).name if paths else "(no images)"
-        raise DarknetError(f"{annotations}: none of the {len(paths)} images is in its 'images' "
-                           f"list (e.g. {example}); do the annotations match the images?")  # fmt: skip
+        raise DarknetError(
+            f"{annotations}: none of the {len(paths)} images is in its 'images' list "
+            f"(e.g. {example}); do the annotations match the images?"
+        )
     return found
 
 
@@ -310,7 +315,8 @@ def coco_evaluate(gt: dict, results: list[dict], image_ids: Sequence[int]) -> tu
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
     except ImportError:
-        raise DarknetError('COCO evaluation needs pycocotools: pip install "pydarknet[eval]"') from None
+        hint = 'pip install "pydarknet[eval]"'
+        raise DarknetError(f"COCO evaluation needs pycocotools: {hint}") from None
     text = io.StringIO()
     with contextlib.redirect_stdout(text):  # pycocotools prints; the CLI decides what to show
         coco_gt = COCO()
@@ -337,10 +343,8 @@ def check_image_size(record: dict, path: str, size: tuple[int, int], annotations
     """The annotations' width/height for an image must be the file's, or boxes are off."""
     w, h = record.get("width"), record.get("height")
     if w is not None and h is not None and (int(w), int(h)) != tuple(size):
-        raise DarknetError(f"{annotations}: says {Path(path).name} is {w}x{h} but the file is "
-                           f"{size[0]}x{size[1]}; do the annotations match the images?")  # fmt: skip
+        raise DarknetError(
+            f"{annotations}: says {Path(path).name} is {w}x{h} but the file is "
+            f"{size[0]}x{size[1]}; do the annotations match the images?"
+        )
 
-
-def finite(v: float) -> float:
-    """NaN and inf as 0 (for summaries)."""
-    return v if math.isfinite(v) else 0.0

@@ -262,29 +262,40 @@ def maxpool(x, size, stride_y, stride_x, pad, out):
     """x (c, h, w) -> out (c, out_h, out_w); window origin -pad//2, outside taps never win.
 
     darknet forward_maxpool_layer starts from -FLT_MAX, skips taps outside the image and keeps
-    `val > max`, so NaN never wins; `pad` is the total padding. Taps run outer, columns inner.
+    `val > max` (so NaN never wins); `pad` is the total padding. The max is separable: first
+    over each window's columns for every input row, then over the window's rows, so a 13x13
+    SPP window costs 26 compares per output instead of 169, with the same result.
     """
     c, h, w = x.shape
     _, out_h, out_w = out.shape
     off = -(pad // 2)
+    lowest = _F(-3.4028234663852886e38)
+    cols = np.empty((h, out_w), np.float32)  # cols[iy, ox]: max over the columns of window ox
     for k in range(c):
+        for iy in range(h):
+            dst = cols[iy]
+            for j in range(out_w):
+                dst[j] = lowest
+            for m in range(size):
+                o = off + m  # input column of output column 0
+                lo = 0 if o >= 0 else min(out_w, (-o + stride_x - 1) // stride_x)
+                hi = max(lo, min(out_w, (w - 1 - o) // stride_x + 1)) if w - 1 - o >= 0 else lo
+                src = x[k, iy, lo * stride_x + o :]
+                mid = dst[lo:hi]
+                for j in range(hi - lo):
+                    v = src[j * stride_x]
+                    mid[j] = v if v > mid[j] else mid[j]
         for oy in range(out_h):
             dst = out[k, oy]
             for j in range(out_w):
-                dst[j] = _F(-3.4028234663852886e38)
+                dst[j] = lowest
             for n in range(size):
                 iy = off + oy * stride_y + n
-                if iy < 0 or iy >= h:
-                    continue
-                for m in range(size):
-                    o = off + m  # input column of output column 0
-                    lo = 0 if o >= 0 else min(out_w, (-o + stride_x - 1) // stride_x)
-                    hi = max(lo, min(out_w, (w - 1 - o) // stride_x + 1)) if w - 1 - o >= 0 else lo
-                    src = x[k, iy, lo * stride_x + o :]
-                    mid = dst[lo:hi]
-                    for j in range(hi - lo):
-                        v = src[j * stride_x]
-                        mid[j] = v if v > mid[j] else mid[j]
+                if 0 <= iy < h:
+                    src = cols[iy]
+                    for j in range(out_w):
+                        v = src[j]
+                        dst[j] = v if v > dst[j] else dst[j]
 
 
 @njit(cache=True, nogil=True)
@@ -303,6 +314,90 @@ def upsample(x, stride, scale, out):
                 dst = out[k, iy * stride + s]
                 for j in range(w * stride):
                     dst[j] = first[j]
+
+# Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions (Lavin & Gray 2016): each 2x2 output tile
+# comes from a 4x4 input tile d as A^T [U * (B^T d B)] A with U = G g G^T, so the GEMMs make 16
+# products per tile where im2col makes 36. The transforms only add and subtract.
+@njit(cache=True, nogil=True)
+def winograd_input(x, pad, ty0, ty1, tw, out):
+    """Tile rows ty0..ty1 of x (c, h, w) -> out (c, 16, (ty1-ty0)*tw): B^T d B of each tile.
+
+    Tile (ty, tx) reads input rows 2ty-pad..2ty-pad+3 and columns 2tx-pad..2tx-pad+3, zero
+    outside the image, as the convolution's padding does.
+    """
+    c, h, w = x.shape
+    rows = np.zeros((4, 2 * tw + 2), np.float32)  # four input rows, zero padded
+    lo = min(pad, 2 * tw + 2)  # scratch column j holds input column j - pad
+    hi = max(lo, min(2 * tw + 2, w + pad))
+    for ch in range(c):
+        for ty in range(ty0, ty1):
+            for r in range(4):
+                iy = 2 * ty - pad + r
+                line = rows[r]
+                for j in range(2 * tw + 2):
+                    line[j] = 0.0
+                if 0 <= iy < h:
+                    src = x[ch, iy, lo - pad :]
+                    seg = line[lo:hi]
+                    for j in range(hi - lo):
+                        seg[j] = src[j]
+            r0, r1, r2, r3 = rows[0], rows[1], rows[2], rows[3]
+            k0 = (ty - ty0) * tw
+            for t in range(tw):
+                j = 2 * t
+                k = k0 + t
+                # rows of B^T d: d0 - d2, d1 + d2, d2 - d1, d1 - d3; then the same on columns
+                a0, a1, a2, a3 = r0[j] - r2[j], r0[j + 1] - r2[j + 1], r0[j + 2] - r2[j + 2], r0[j + 3] - r2[j + 3]
+                b0, b1, b2, b3 = r1[j] + r2[j], r1[j + 1] + r2[j + 1], r1[j + 2] + r2[j + 2], r1[j + 3] + r2[j + 3]
+                e0, e1, e2, e3 = r2[j] - r1[j], r2[j + 1] - r1[j + 1], r2[j + 2] - r1[j + 2], r2[j + 3] - r1[j + 3]
+                f0, f1, f2, f3 = r1[j] - r3[j], r1[j + 1] - r3[j + 1], r1[j + 2] - r3[j + 2], r1[j + 3] - r3[j + 3]
+                out[ch, 0, k], out[ch, 1, k], out[ch, 2, k], out[ch, 3, k] = a0 - a2, a1 + a2, a2 - a1, a1 - a3
+                out[ch, 4, k], out[ch, 5, k], out[ch, 6, k], out[ch, 7, k] = b0 - b2, b1 + b2, b2 - b1, b1 - b3
+                out[ch, 8, k], out[ch, 9, k], out[ch, 10, k], out[ch, 11, k] = e0 - e2, e1 + e2, e2 - e1, e1 - e3
+                out[ch, 12, k], out[ch, 13, k], out[ch, 14, k], out[ch, 15, k] = f0 - f2, f1 + f2, f2 - f1, f1 - f3
+
+
+@njit(cache=True, inline="always")
+def _winograd_tile(m, q, k):
+    """A^T m A of tile k of filter q: the 2x2 outputs (y00, y01, y10, y11)."""
+    s00 = m[q, 0, k] + m[q, 4, k] + m[q, 8, k]
+    s01 = m[q, 1, k] + m[q, 5, k] + m[q, 9, k]
+    s02 = m[q, 2, k] + m[q, 6, k] + m[q, 10, k]
+    s03 = m[q, 3, k] + m[q, 7, k] + m[q, 11, k]
+    s10 = m[q, 4, k] - m[q, 8, k] - m[q, 12, k]
+    s11 = m[q, 5, k] - m[q, 9, k] - m[q, 13, k]
+    s12 = m[q, 6, k] - m[q, 10, k] - m[q, 14, k]
+    s13 = m[q, 7, k] - m[q, 11, k] - m[q, 15, k]
+    return s00 + s01 + s02, s01 - s02 - s03, s10 + s11 + s12, s11 - s12 - s13
+
+
+@njit(cache=True, nogil=True)
+def winograd_output(m, ty0, ty1, tw, f0, f1, out):
+    """Tiles of filters f0..f1 (m's filter axis starts at f0): m (f1-f0, 16, (ty1-ty0)*tw) ->
+    rows 2*ty0..2*ty1 of out (n, out_h, out_w); outputs past the map's edge are dropped."""
+    _, out_h, out_w = out.shape
+    whole = out_w // 2  # tiles whose two columns are inside
+    for f in range(f0, f1):
+        q = f - f0
+        for ty in range(ty0, ty1):
+            k0 = (ty - ty0) * tw
+            top = out[f, 2 * ty]
+            if 2 * ty + 1 < out_h:
+                bottom = out[f, 2 * ty + 1]
+                for t in range(whole):
+                    y00, y01, y10, y11 = _winograd_tile(m, q, k0 + t)
+                    top[2 * t], top[2 * t + 1], bottom[2 * t], bottom[2 * t + 1] = y00, y01, y10, y11
+                if whole < tw:
+                    y00, y01, y10, y11 = _winograd_tile(m, q, k0 + whole)
+                    top[2 * whole], bottom[2 * whole] = y00, y10
+            else:
+                for t in range(whole):
+                    y00, y01, y10, y11 = _winograd_tile(m, q, k0 + t)
+                    top[2 * t], top[2 * t + 1] = y00, y01
+                if whole < tw:
+                    y00, y01, y10, y11 = _winograd_tile(m, q, k0 + whole)
+                    top[2 * whole] = y00
+
 
 # --- zoo layers ---
 # Kernels of the layers beyond the YOLOv3/v4 core (layers_more.py). Sums run in darknet's order,

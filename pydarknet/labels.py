@@ -63,7 +63,8 @@ def read_labels(path: str | os.PathLike, classes: int | None = None) -> np.ndarr
                 raise ValueError
             cls, x, y, w, h = int(parts[0]), *(float(v) for v in parts[1:5])
         except ValueError:
-            raise DarknetError(f"{path}:{n}: {line.strip()!r}: expected 'class_id x y w h'") from None
+            what = f"{path}:{n}: {line.strip()!r}"
+            raise DarknetError(f"{what}: expected 'class_id x y w h'") from None
         if cls < 0 or (classes is not None and cls >= classes):
             raise DarknetError(f"{path}:{n}: class id {cls} is out of range for {classes} classes")
         rows.append((cls, x, y, w, h))

@@ -24,6 +24,14 @@ Shape = tuple[int, int, int]  # (c, h, w)
 # Floats of im2col matrix per convolution step (1 << 20 = 4 MB, in L3 with the GEMM's panels).
 CHUNK_FLOATS = 1 << 20
 
+
+def _rows_per_step(total: int, per_row: int, slots: int) -> int:
+    """Rows per pool step: about CHUNK_FLOATS each, in a multiple of `slots` steps if several."""
+    steps = max(1, -(-total * per_row // CHUNK_FLOATS))
+    if steps > 1:
+        steps = -(-steps // slots) * slots
+    return max(1, -(-total // steps))
+
 ACTIVATIONS = {
     "linear": kernels.LINEAR, "leaky": kernels.LEAKY, "relu": kernels.RELU,
     "logistic": kernels.LOGISTIC, "mish": kernels.MISH, "swish": kernels.SWISH,
@@ -132,8 +140,11 @@ class Layer:
                 extra = f"{self.size:2d}x{self.size:2d}/{self.stride_x:2d}x{self.stride_y:d}"
         elif getattr(self, "inputs", None):
             extra = " ".join(str(i) for i in self.inputs)
+            if getattr(self, "group_id", None) is not None and self.groups > 1:
+                extra += f" {self.group_id}/{self.groups}"  # route_layer: part group_id of groups
         elif getattr(self, "stride", None):
-            extra = f"{self.stride:2d}x" if self.stride > 0 else f"/{-self.stride}"
+            up = self.KIND == "upsample" and self.stride > 0  # reorg and downsample divide
+            extra = f"{self.stride:2d}x" if up else f"/{abs(self.stride)}"
         filters = getattr(self, "filters", "")
         if filters and getattr(self, "groups", 1) > 1:
             filters = f"{filters}/{self.groups}"
@@ -286,29 +297,48 @@ class Convolutional(Layer):
         self.biases = np.ascontiguousarray(b, dtype=np.float32)
 
     def workspace(self, prev: Shape, out: Shape) -> int:
+        slots = threads.num_threads()
+        if self.winograd:
+            th, tw = -(-out[1] // 2), -(-out[2] // 2)
+            per_row = 16 * (prev[0] + out[0]) * tw  # transformed input and GEMM output
+            return max(slots * per_row * _rows_per_step(th, per_row, slots), per_row * th)
         if self.direct:
             return 0
         # one im2col step per pool thread (>= the whole matrix when it is cut in fewer steps)
-        return threads.num_threads() * prev[0] * self.size**2 * self._chunk_rows(prev, out) * out[2]
-
-    def _chunk_rows(self, prev: Shape, out: Shape) -> int:
-        """Output rows per step: about CHUNK_FLOATS of im2col matrix (of input, for direct 1x1),
-        so im2col, GEMM and activation of a step share the core's cache."""
         per_row = prev[0] * self.size * self.size * out[2]
-        return max(1, min(out[1], CHUNK_FLOATS // max(per_row, 1)))
+        return slots * per_row * _rows_per_step(out[1], per_row, slots)
+
+    @property
+    def winograd(self) -> bool:
+        """3x3, stride 1, undilated, one group, >= 64 input channels: Winograd F(2x2, 3x3)
+        instead of im2col (with fewer channels its 16 small GEMMs lose to one im2col GEMM)."""
+        return (self.size == 3 and self.stride_x == 1 and self.stride_y == 1
+                and self.dilation == 1 and self.groups == 1 and self.c >= 64)  # fmt: skip
+
+    def winograd_weights(self) -> np.ndarray:
+        """U = G g G^T of every (filter, channel) 3x3 kernel g: (16, n, c), made once, in float64."""
+        made = getattr(self, "_winograd_u", None)
+        if made is None or made[0] is not self.weights:  # new weights loaded: make it again
+            G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])  # noqa: N806
+            g = self.weights.reshape(self.filters, self.c, 3, 3).astype(np.float64)
+            u = np.einsum("ai,ncij,bj->abnc", G, g, G).reshape(16, self.filters, self.c)
+            self._winograd_u = (self.weights, np.ascontiguousarray(u, dtype=np.float32))
+        return self._winograd_u[1]
 
     def flops(self, prev: Shape, out: Shape) -> float:
         # convolutional_layer.c: bflops = 2 * n * size*size*c/groups * out_h*out_w
         return 2.0 * self.filters * self.size * self.size * self.c / self.groups * out[1] * out[2]
 
     def forward(self, x, outputs, out, ws):
+        if self.winograd:
+            return self._forward_winograd(x, out, ws)
         c, h, w = x.shape[1:]
         n, out_h, out_w = out.shape[1:]
         g, size, act = self.groups, self.size, self.activation
         k = c // g * size * size  # im2col rows per group
-        rows = self._chunk_rows((c, h, w), (n, out_h, out_w))
-        steps = -(-out_h // rows)
         pool = threads.pool()
+        rows = _rows_per_step(out_h, c * size * size * out_w, pool.size)
+        steps = -(-out_h // rows)
         per_slot = c * size * size * rows * out_w  # workspace floats of one thread
         for b in range(x.shape[0]):
             src = x[b].reshape(c, h * w)
@@ -352,6 +382,52 @@ class Convolutional(Layer):
             def by_filters(i, slot):
                 f0, f1 = i * fstep, min(n, (i + 1) * fstep)
                 np.matmul(self.weights[0, f0:f1], cols, out=y[f0:f1])
+                kernels.bias_activate(y[f0:f1], self.biases[f0:f1], act, 0, out_h * out_w)
+
+            pool.run(by_filters, -(-n // fstep))
+        return out
+
+    def _forward_winograd(self, x, out, ws):
+        """Tile rows (or, on small maps, filters) in steps over the pool: input transform,
+        16 GEMMs U[i] @ V[i], output transform, bias + activation (kernels.winograd_*)."""
+        c, n = x.shape[1], out.shape[1]
+        out_h, out_w = out.shape[2:]
+        th, tw = -(-out_h // 2), -(-out_w // 2)  # 2x2 output tiles
+        u, pad, act = self.winograd_weights(), self.padding, self.activation
+        pool = threads.pool()
+        per_row = 16 * (c + n) * tw
+        rows = _rows_per_step(th, per_row, pool.size)
+        steps = -(-th // rows)
+        for b in range(x.shape[0]):
+            y = out[b].reshape(n, out_h * out_w)
+
+            def by_rows(i, slot):
+                ty0, ty1 = i * rows, min(th, (i + 1) * rows)
+                t = (ty1 - ty0) * tw
+                base = slot * per_row * rows
+                v = ws[base : base + 16 * c * t].reshape(c, 16, t)
+                m = ws[base + 16 * c * t : base + 16 * (c + n) * t].reshape(n, 16, t)
+                kernels.winograd_input(x[b], pad, ty0, ty1, tw, v)
+                np.matmul(u, v.transpose(1, 0, 2), out=m.transpose(1, 0, 2))
+                kernels.winograd_output(m, ty0, ty1, tw, 0, n, out[b])
+                kernels.bias_activate(y, self.biases, act, 2 * ty0 * out_w,
+                                      min(out_h, 2 * ty1) * out_w)  # fmt: skip
+
+            if steps >= pool.size or n < 32 * pool.size:
+                pool.run(by_rows, steps)
+                continue
+            t = th * tw
+            v = ws[: 16 * c * t].reshape(c, 16, t)
+            kernels.winograd_input(x[b], pad, 0, th, tw, v)
+            parts = 2 * pool.size if n >= 64 * pool.size else pool.size
+            fstep = -(-n // parts)
+
+            def by_filters(i, slot):
+                f0, f1 = i * fstep, min(n, (i + 1) * fstep)
+                start = 16 * c * t + 16 * f0 * t
+                m = ws[start : start + 16 * (f1 - f0) * t].reshape(f1 - f0, 16, t)
+                np.matmul(u[:, f0:f1], v.transpose(1, 0, 2), out=m.transpose(1, 0, 2))
+                kernels.winograd_output(m, 0, th, tw, f0, f1, out[b])
                 kernels.bias_activate(y[f0:f1], self.biases[f0:f1], act, 0, out_h * out_w)
 
             pool.run(by_filters, -(-n // fstep))
@@ -417,14 +493,31 @@ class MaxPool(Layer):
         return (c, out_h, out_w)
 
     def forward(self, x, outputs, out, ws):
+        pool = threads.pool()
+        c = x.shape[1]
+        step = -(-c // (2 * pool.size))  # channels per pool step
         for b in range(x.shape[0]):
-            kernels.maxpool(x[b], self.size, self.stride_y, self.stride_x, self.padding, out[b])
+
+            def part(i, slot):
+                ch = slice(i * step, (i + 1) * step)
+                kernels.maxpool(x[b, ch], self.size, self.stride_y, self.stride_x, self.padding,
+                                out[b, ch])  # fmt: skip
+
+            pool.run(part, -(-c // step))
         return out
+
+
+def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
+    """a and b are the very same elements (not merely overlapping)."""
+    return (a.shape == b.shape and a.strides == b.strides
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])  # fmt: skip
 
 
 @dataclass
 class Route(Layer):
     """[route]: concatenate layers' outputs; with groups, take slice group_id (route_layer.c)."""
+
+    USES_PREV = False  # reads only the layers it names
 
     section: Section
     inputs: list[int]
@@ -464,7 +557,9 @@ class Route(Layer):
             src = outputs[i]
             part = src.shape[1] // self.groups
             lo = part * self.group_id
-            out[:, start : start + part] = src[:, lo : lo + part]
+            piece, dst = src[:, lo : lo + part], out[:, start : start + part]
+            if not _same_memory(piece, dst):  # else the network's plan had it written in place
+                dst[...] = piece
             start += part
         return out
 

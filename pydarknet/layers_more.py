@@ -15,7 +15,14 @@ import numpy as np
 from . import kernels
 from .cfg import Section
 from .layers import (
-    Convolutional, Ctx, Layer, MaxPool, Shape, _activation, _layer_index, _refuse,
+    Convolutional,
+    Ctx,
+    Layer,
+    MaxPool,
+    Shape,
+    _activation,
+    _layer_index,
+    _refuse,
 )  # fmt: skip
 
 _F = np.float32
@@ -56,12 +63,6 @@ def _blur(host: np.ndarray, out: np.ndarray, aa: int, stride_x: int, stride_y: i
 
 
 # -- [convolutional] / [maxpool] options that add a step after the plain layer -----------------
-NORM_CHANS = {
-    "normalize_channels": 0, "normalize_channels_softmax": 1,
-    "normalize_channels_softmax_maxval": 2,
-}  # fmt: skip
-
-
 @dataclass
 class ConvolutionalPost(Convolutional):
     """[convolutional] with a cross-channel activation and/or antialiasing.
@@ -208,7 +209,7 @@ class ScaleChannels(Layer):
     """[scale_channels]: layers[from] * previous, the previous being (c,1,1), or (1,h,w) with
     scale_wh=1; the output has the shape of layers[from] (scale_channels_layer.c)."""
 
-    KIND = "scale_channels"
+    KIND = "scale"
     section: Section
     from_: int
     scale_wh: int
@@ -493,7 +494,9 @@ class BatchNorm(Layer):
 
     def infer(self, shapes: list[Shape], prev: Shape) -> Shape:
         if prev[0] != self.c:
-            raise self.error(None, f"input has {prev[0]} channels, the weights were built for {self.c}")
+            raise self.error(
+                None, f"input has {prev[0]} channels, the weights were built for {self.c}"
+            )
         return prev
 
     def params(self) -> list[tuple[str, int]]:
@@ -581,11 +584,11 @@ class Empty(Layer):
     IGNORED = frozenset({"type", "scale", "ratio", "noobject_scale", "thresh"})  # [cost]
 
     @property
-    def KIND(self) -> str:  # noqa: N802 - same attribute as the other classes
+    def KIND(self) -> str:
         return self.section.kind
 
     @property
-    def LOSS_ONLY(self) -> bool:  # noqa: N802 - [cost] is never a network output
+    def LOSS_ONLY(self) -> bool:
         return self.section.kind == "cost"
 
     @classmethod

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 
-from . import postprocess
+from . import postprocess, threads
 from .cfg import Section, read_cfg
 from .errors import CfgError, DarknetError
-from .layers import HEADS, LAYERS, TRAINING_KEYS, Ctx, Layer, Region, Shape, Yolo
+from .layers import HEADS, LAYERS, TRAINING_KEYS, Ctx, Layer, Region, Route, Shape, Yolo
 from .weights import Header, WeightsReader, write_weights
 
 # [net] keys that only matter for training or for darknet's own data loading.
@@ -68,6 +69,10 @@ class Network:
         while last > 0 and getattr(self.layers[last], "LOSS_ONLY", False):
             last -= 1
         self.output_layers = self.heads or [last]
+        self.all_heads = list(self.heads)
+        self.kept_heads = list(range(len(self.heads)))
+        self.share_memory = True  # False: every layer keeps its own buffer (darknet's way)
+        self.active = [True] * len(self.layers)  # prune() turns off what no kept head needs
         self.loaded = False
         self._plan_key: tuple | None = None
 
@@ -144,22 +149,151 @@ class Network:
             shapes.append(prev)
         return shapes
 
-    def _plan(self, n: int, height: int, width: int):
-        key = (n, height, width)
-        if self._plan_key != key:
-            shapes = self.infer_shapes(height, width)
-            prevs = [(self.channels, height, width)] + shapes[:-1]
-            self._buffers = [
-                None if layer.PASSTHROUGH else np.empty((n, *shape), np.float32)
-                for layer, shape in zip(self.layers, shapes)
-            ]
-            ws = max(layer.workspace(p, s) for layer, p, s in zip(self.layers, prevs, shapes))
-            self._workspace = np.empty(max(ws, 1), np.float32)
-            self._plan_key = key
-        return self._buffers, self._workspace
+    # -- heads and the layers that compute them --------------------------------------------
+    def _needs(self, i: int) -> list[int]:
+        """The layers whose outputs layer i reads: the previous one (unless it ignores it, like
+        [route]) and the ones its options name."""
+        layer = self.layers[i]
+        prev = [i - 1] if i > 0 and getattr(layer, "USES_PREV", True) else []
+        return prev + list(getattr(layer, "inputs", []))
 
-    def forward(self, x: np.ndarray) -> list[np.ndarray]:
-        """x: float32 (N, 3, H, W) RGB in [0, 1] -> the raw (N, C, h, w) map fed into each head."""
+    def prune(self, heads: list[int] | None = None) -> Network:
+        """Compute only what the given heads need (positions in `all_heads`, cfg order); None
+        restores every head. Scaled-YOLOv4's once-for-all sub-networks (paper section 5.5):
+        P7 with heads [0, 1, 2, 3] is "P7\\P7" and skips the layers that only feed the P7 head;
+        their weights still load. forward() then returns the kept heads only."""
+        every = self.all_heads
+        keep = sorted(set(range(len(every)) if heads is None else heads))
+        if not every or not keep or not all(0 <= k < len(every) for k in keep):
+            raise DarknetError(
+                f"{self.cfg_path}: heads {heads} do not name any of its {len(every)} heads "
+                f"(0..{len(every) - 1}, in cfg order)"
+            )
+        needed = [False] * len(self.layers)
+        stack = [every[k] for k in keep]
+        while stack:
+            i = stack.pop()
+            if not needed[i]:
+                needed[i] = True
+                stack += self._needs(i)
+        self.active = needed
+        self.kept_heads = keep
+        self.heads = [every[k] for k in keep]
+        self.output_layers = list(self.heads)
+        self._plan_key = None
+        return self
+
+    def head_levels(self, height: int | None = None, width: int | None = None) -> list[int]:
+        """Each head's pyramid level P = log2(input width / head width): 3 for stride 8."""
+        shapes = self.infer_shapes(height or self.height, width or self.width)
+        return [int(round(np.log2((width or self.width) / shapes[i][2]))) for i in self.all_heads]
+
+    # -- memory plan -------------------------------------------------------------------------
+    def _plan(self, n: int, height: int, width: int):
+        """Where every layer writes (network.c allocates one buffer per layer; we share).
+
+        Outputs live in "roots": an arena slice, or for outputs forward() returns a fresh array
+        per call. A [route] of one input is a view of it (a channel slice is contiguous for one
+        image); a concatenating [route] lends each input layer its channel range, so producers
+        write in place and the route copies nothing. Roots whose lifetimes (first writer to
+        last reader) do not overlap share arena memory.
+        """
+        key = (n, height, width, threads.num_threads(), tuple(self.active), self.share_memory)
+        if self._plan_key == key:
+            return self._plan_cache
+        shapes = self.infer_shapes(height, width)
+        prevs = [(self.channels, height, width)] + shapes[:-1]
+        layers, active, count = self.layers, self.active, len(self.layers)
+        # home[i] = (layer that owns the memory, channel offset in it), resolved below
+        home: list[tuple[int, int] | None] = [None] * count
+        owner = [active[i] and not layers[i].PASSTHROUGH for i in range(count)]
+        for i, layer in enumerate(layers):
+            if not active[i]:
+                continue
+            if layer.PASSTHROUGH:
+                home[i] = (i - 1, 0)
+            elif not self.share_memory:
+                continue
+            elif isinstance(layer, Route) and len(layer.inputs) == 1:
+                src = layer.inputs[0]
+                if layer.groups == 1 or n == 1:  # a contiguous slice of the input
+                    home[i] = (src, shapes[src][0] // layer.groups * layer.group_id)
+                    owner[i] = False
+        if n == 1 and self.share_memory:
+            adopted = set()
+            for r, layer in enumerate(layers):
+                if not (owner[r] and isinstance(layer, Route) and layer.groups == 1):
+                    continue
+                offset = 0
+                for i in layer.inputs:
+                    if owner[i] and i not in adopted and home[i] is None:
+                        home[i] = (r, offset)
+                        adopted.add(i)
+                    offset += shapes[i][0]
+
+        def root(i: int) -> tuple[int, int]:
+            offset = 0
+            while home[i] is not None:
+                i, off = home[i]
+                offset += off
+            return i, offset
+
+        roots = {i: root(i) for i in range(count) if active[i]}
+        first: dict[int, int] = {}
+        last: dict[int, int] = {}
+        for i, (r, _) in roots.items():
+            first[r] = min(first.get(r, i), i)
+            last[r] = max(last.get(r, i), i)
+            for j in self._needs(i):
+                rj = roots[j][0] if j in roots else None
+                if rj is not None:
+                    last[rj] = max(last[rj], i)
+        fresh = {roots[i][0] for i in self.output_layers}
+        if not self.share_memory:  # every root alive from start to end: no reuse
+            first = dict.fromkeys(first, 0)
+            last = dict.fromkeys(last, count)
+        sizes = {r: n * int(np.prod(shapes[r])) for r in first}
+        # greedy by size: each root at the lowest 64-byte-aligned offset free during its life
+        offsets: dict[int, int] = {}
+        placed: list[tuple[int, int, int, int]] = []  # (start, end, first, last)
+        for r in sorted((r for r in first if r not in fresh), key=lambda r: -sizes[r]):
+            start = 0
+            for a, b, f, l in sorted(placed):
+                if f <= last[r] and first[r] <= l and a < start + sizes[r] and start < b:
+                    start = -(-b // 16) * 16
+            offsets[r] = start
+            placed.append((start, start + sizes[r], first[r], last[r]))
+        arena = np.empty(max([b for _, b, _, _ in placed] + [1]), np.float32)
+        views = {r: arena[o : o + sizes[r]].reshape(n, *shapes[r]) for r, o in offsets.items()}
+        slots = [
+            None if not active[i] or layers[i].PASSTHROUGH else (roots[i][0], roots[i][1])
+            for i in range(count)
+        ]
+        ws = max([layers[i].workspace(prevs[i], shapes[i]) for i in range(count) if active[i]])
+        self._plan_cache = (slots, views, sorted(fresh), shapes, np.empty(max(ws, 1), np.float32))
+        self._plan_key = key
+        self.arena_floats = arena.size
+        return self._plan_cache
+
+    def _buffers(self, n: int, height: int, width: int) -> tuple[list, np.ndarray]:
+        slots, views, fresh, shapes, ws = self._plan(n, height, width)
+        views = dict(views)
+        for r in fresh:  # returned to the caller: new memory on every call
+            views[r] = np.empty((n, *shapes[r]), np.float32)
+        buffers = []
+        for i, slot in enumerate(slots):
+            if slot is None:
+                buffers.append(None)
+            else:
+                r, offset = slot
+                buffers.append(views[r][:, offset : offset + shapes[i][0]])
+        return buffers, ws
+
+    def forward(self, x: np.ndarray, profile: list | None = None) -> list[np.ndarray]:
+        """x: float32 (N, 3, H, W) RGB in [0, 1] -> the raw (N, C, h, w) map fed into each head.
+
+        profile: a list that receives (layer index, seconds) for every layer computed.
+        """
         if not self.loaded:
             raise DarknetError("no weights loaded; call load_weights() first")
         x = np.asarray(x)
@@ -170,12 +304,24 @@ class Network:
                 f"input has shape {x.shape}; expected (N, {self.channels}, H, W) float32"
             )
         x = np.ascontiguousarray(x, dtype=np.float32)
-        buffers, ws = self._plan(*x.shape[:1], *x.shape[2:])
-        outputs: list[np.ndarray] = []
-        for layer, out in zip(self.layers, buffers):
-            x = layer.forward(x, outputs, out, ws)
-            outputs.append(x)
-        return [outputs[i].copy() for i in self.output_layers]
+        buffers, ws = self._buffers(x.shape[0], *x.shape[2:])
+        outputs: list[np.ndarray | None] = []
+        clock = time.perf_counter
+        with threads.blas_single():
+            for i, (layer, out) in enumerate(zip(self.layers, buffers)):
+                if not self.active[i]:
+                    outputs.append(None)
+                    continue
+                t0 = clock() if profile is not None else 0.0
+                y = layer.forward(x, outputs, out, ws)
+                if out is not None and y is not out:
+                    np.copyto(out, y)  # the plan's readers look in out
+                    y = out
+                if profile is not None:
+                    profile.append((i, clock() - t0))
+                outputs.append(y)
+                x = y
+        return [outputs[i] for i in self.output_layers]
 
     # -- description --------------------------------------------------------------------------
     def layer_bflops(self, size: tuple[int, int] | None = None) -> list[float]:
@@ -183,8 +329,8 @@ class Network:
         h, w = size or (self.height, self.width)
         shapes = self.infer_shapes(h, w)
         prevs = [(self.channels, h, w)] + shapes[:-1]
-        return [float(np.float32(layer.flops(p, s) / 1e9))
-                for layer, p, s in zip(self.layers, prevs, shapes)]  # fmt: skip
+        return [float(np.float32(layer.flops(p, s) / 1e9)) if on else 0.0
+                for layer, p, s, on in zip(self.layers, prevs, shapes, self.active)]  # fmt: skip
 
     def bflops(self, size: tuple[int, int] | None = None) -> float:
         """darknet's "Total BFLOPS": the per-layer values summed into a float (parser.c)."""

@@ -114,6 +114,24 @@ def heads_summary(sections: list[tuple[str, list[tuple[str, str]]]], net: dict) 
     )
 
 
+def anchors_note(sections) -> list[str]:
+    """Header lines for a [yolo] whose mask reaches past num (cspx-p7-mish's P7 head)."""
+    for kind, options in sections:
+        opts = dict(options)
+        if kind != "yolo" or "mask" not in opts:
+            continue
+        num, mask = int(opts["num"]), [int(v) for v in opts["mask"].split(",")]
+        listed = len(opts["anchors"].split(",")) // 2
+        if max(mask) >= num:
+            return _wrap(
+                f"Anchors: every [yolo] lists {listed} anchors with num={num}, and one uses "
+                f"mask={opts['mask']}. Darknet reads only num*2 = {2 * num} anchor values "
+                "(parse_yolo), so that head indexes past them; pydarknet keeps all "
+                f"{listed} listed anchors (OpenCV refuses the cfg: it wants num*2 values)."
+            )
+    return []
+
+
 def _wrap(text: str) -> list[str]:
     """A header comment wrapped at 100 columns, continuation lines indented."""
     return textwrap.wrap(
@@ -151,6 +169,7 @@ def render(stem: str, shared_cfg: Path, zoo) -> str:
     lines += [
         f"# Same inference architecture as Darknet's cfg/{darknet_stem}.cfg (checked by tests).",
         heads_summary(sections, net),
+        *anchors_note(sections),
         "",
         "[net]",
         "# read by inference",

@@ -351,8 +351,8 @@ def zoo_conv2d(x, weights, stride_y, stride_x, pad, dilation=1):
                 for ch in range(c):
                     for ky in range(k):
                         for kx in range(k):
-                            acc += float(weights[f, ch, ky, kx]) * float(
-                                xp[ch, oy * stride_y + ky * dilation, ox * stride_x + kx * dilation])
+                            iy, ix = oy * stride_y + ky * dilation, ox * stride_x + kx * dilation
+                            acc += float(weights[f, ch, ky, kx]) * float(xp[ch, iy, ix])
                 out[f, oy, ox] = acc
     return out.astype(_f32)
 
@@ -516,5 +516,62 @@ def zoo_shortcut(x, froms, weights=None, normalization="none"):
         for k, src in enumerate(froms):
             src = _np.array(src, _f32).reshape(-1)
             if i < src.size:
-                out[i] = out[i] + (src[i] * wts[k + 1, i // step] if weights is not None else src[i])
+                add = src[i] if weights is None else src[i] * wts[k + 1, i // step]
+                out[i] = out[i] + add
     return out.reshape(c, h, w)
+
+
+def zoo_activate(x, name):
+    """activations.h, one float at a time: *_activate(x) with C's float/double promotions."""
+    out = _np.empty_like(_np.asarray(x, _f32))
+    for i, v in enumerate(_np.asarray(x, _f32).reshape(-1)):
+        v = _f32(v)
+        with _np.errstate(over="ignore"):
+            ex = _f32(_np.exp(-_np.float64(v)))  # expf(-x)
+            if name == "logistic":
+                r = _f32(1) / (_f32(1) + ex)
+            elif name == "loggy":
+                r = _f32(2) / (_f32(1) + ex) - _f32(1)
+            elif name == "relu":
+                r = v if v > 0 else _f32(0)
+            elif name == "elu":
+                r = v if v >= 0 else _f32(_np.exp(_np.float64(v))) - _f32(1)
+            elif name == "selu":
+                r = (_f32(1.0507) * v if v >= 0
+                     else _f32(1.0507) * _f32(1.6732) * (_f32(_np.exp(_np.float64(v))) - _f32(1)))  # fmt: skip
+            elif name == "gelu":
+                r = _f32(0.5 * float(v) * (1 + _math.tanh(0.797885 * float(v)
+                                                         + 0.035677 * float(v) ** 3)))  # fmt: skip
+            elif name == "relie":
+                r = v if v > 0 else _f32(0.01) * v
+            elif name == "ramp":
+                r = (v if v > 0 else _f32(0)) + _f32(0.1) * v
+            elif name in ("leaky", "revleaky"):
+                r = v if v > 0 else _f32(0.1) * v
+            elif name == "tanh":
+                r = _f32(2) / (_f32(1) + _f32(_np.exp(_np.float64(-2 * v)))) - _f32(1)
+            elif name == "plse":
+                r = (_f32(0.01) * (v + 4) if v < -4 else
+                     _f32(0.01) * (v - 4) + 1 if v > 4 else _f32(0.125) * v + _f32(0.5))  # fmt: skip
+            elif name == "stair":
+                n = _math.floor(v)
+                r = _f32(_math.floor(v / 2)) if n % 2 == 0 else (v - n) + _f32(_math.floor(v / 2))
+            elif name == "hardtan":
+                r = _f32(-1) if v < -1 else _f32(1) if v > 1 else v
+            elif name == "lhtan":
+                r = _f32(0.001) * v if v < 0 else _f32(0.001) * (v - 1) + 1 if v > 1 else v
+            elif name == "linear":
+                r = v
+            elif name == "swish":  # activate_array_swish: x * logistic(x)
+                r = v * (_f32(1) / (_f32(1) + ex))
+            elif name == "mish":  # activate_array_mish: x * tanh_activate(softplus(x, 20))
+                sp = v if v > 20 else _f32(_np.exp(_np.float64(v))) if v < -20 else _f32(
+                    _math.log(float(_f32(_np.exp(_np.float64(v))) + _f32(1)))
+                )  # fmt: skip
+                r = v * _f32(_math.tanh(float(sp)))
+            elif name == "hard_mish":
+                r = v if v > 0 else v * v / _f32(2) + v if v > -2 else _f32(0)
+            else:
+                raise ValueError(name)
+        out.reshape(-1)[i] = r
+    return out

@@ -68,8 +68,8 @@ def mirror_model(folder: Path, seed: int = 0, size: int = 64) -> tuple[Path, Pat
     """
     folder.mkdir(parents=True, exist_ok=True)
     cfg = folder / f"mirror{size}.cfg"
-    cfg.write_text(MIRROR_CFG.replace("width=64", f"width={size}").replace("height=64",
-                                                                          f"height={size}"))  # fmt: skip
+    text = MIRROR_CFG.replace("width=64", f"width={size}")
+    cfg.write_text(text.replace("height=64", f"height={size}"))
     net = pydarknet.Network(cfg)
     arrays = net.random_weights(seed)
     spec = net.param_spec()

@@ -70,14 +70,15 @@ def test_nothing_detected_and_bad_points():
 
 def test_category_names_match_darknet_spellings():
     cats = [{"id": 4, "name": "motorcycle"}, {"id": 5, "name": "airplane"},
-            {"id": 63, "name": "couch"}, {"id": 72, "name": "tv"}, {"id": 64, "name": "potted plant"},
-            {"id": 67, "name": "dining table"}, {"id": 1, "name": "person"}]  # fmt: skip
+            {"id": 63, "name": "couch"}, {"id": 72, "name": "tv"},
+            {"id": 64, "name": "potted plant"}, {"id": 67, "name": "dining table"},
+            {"id": 1, "name": "person"}]  # fmt: skip
     names = ["person", "motorbike", "aeroplane", "sofa", "tvmonitor", "pottedplant",
              "diningtable", "zebra"]  # fmt: skip
     assert evaluate.match_categories(cats, names) == [1, 4, 5, 63, 72, 64, 67, None]
 
 
-# -- datasets built from the detector's own output --------------------------------------------------
+# -- datasets built from the detector's own output ------------------------------------------------
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     """Images, the detector's detections (thresh 0.005, as detector map), a .data file."""
@@ -181,7 +182,7 @@ def test_darknet_map_errors(dataset, capsys, monkeypatch, tmp_path):
     assert "map needs --data" in capsys.readouterr().err
 
 
-# -- COCO -----------------------------------------------------------------------------------------------
+# -- COCO ---------------------------------------------------------------------------------------
 def coco_gt(paths, dets, extra=None):
     """COCO instances from the detections; category ids and order differ from the model's."""
     ids = {"circle": 11, "square": 3, "bar": 42, "blob": 7}
@@ -193,8 +194,9 @@ def coco_gt(paths, dets, extra=None):
         images.append({"id": 100 + i, "file_name": "val/" + p.split("/")[-1], "width": w,
                        "height": h})  # fmt: skip
         for r in evaluate.coco_results(100 + i, ds, cat_of):
-            anns.append({"id": len(anns) + 1, "image_id": 100 + i, "category_id": r["category_id"],
-                         "bbox": r["bbox"], "area": r["bbox"][2] * r["bbox"][3], "iscrowd": 0})  # fmt: skip
+            box = r["bbox"]
+            anns.append({"id": len(anns) + 1, "image_id": 100 + i, "iscrowd": 0, "bbox": box,
+                         "category_id": r["category_id"], "area": box[2] * box[3]})  # fmt: skip
     if extra:
         anns.append({"id": len(anns) + 1, "image_id": 100, "category_id": ids[extra],
                      "bbox": [0.0, 0.0, 1.0, 1.0], "area": 1.0, "iscrowd": 0})  # fmt: skip
@@ -263,3 +265,57 @@ def test_coco_subset_of_annotated_images_and_mismatches(dataset, capsys, tmp_pat
     # not COCO at all
     code, out, err, _ = run_coco(dataset, capsys, {"images": []}, tmp_path)
     assert code == 1 and "not a COCO instances file" in err
+
+
+def test_sample_images_scored_against_darknets_own_detections(tmp_path, capsys):
+    """Truth = what the Darknet binary printed for yolov3-tiny at 0.25 on ../shared/images.
+
+    Our boxes above 0.25 are Darknet's (IoU >= 0.98) and everything else scores lower, so each
+    class present gets AP 100% in both metrics (COCO's too, at every IoU up to 0.95); Darknet's
+    mAP divides by all 80 classes.
+    """
+    import shutil
+
+    from .conftest import CFG, need_shared
+
+    ref = json.loads(need_shared("reference", "darknet-yolov3-tiny-t0.25.json").read_text())
+    weights = need_shared("weights", "yolov3-tiny.weights")
+    images = tmp_path / "images"
+    images.mkdir()
+    gt = {"images": [], "annotations": [], "categories": []}
+    present = set()
+    for i, frame in enumerate(ref["frames"]):
+        src = need_shared("images", frame["filename"])
+        shutil.copy(src, images / frame["filename"])
+        h, w = __import__("cv2").imread(str(src)).shape[:2]
+        gt["images"].append({"id": i + 1, "file_name": frame["filename"], "width": w, "height": h})
+        lines = []
+        for o in frame["objects"]:
+            r = o["relative_coordinates"]
+            x, y, bw, bh = r["center_x"], r["center_y"], r["width"], r["height"]
+            lines.append(f"{o['class_id']} {x} {y} {bw} {bh}\n")
+            present.add(o["class_id"])
+            x0, y0 = max((x - bw / 2) * w, 0), max((y - bh / 2) * h, 0)  # clipped, as
+            x1, y1 = min((x + bw / 2) * w, w), min((y + bh / 2) * h, h)  # print_cocos does
+            box = [x0, y0, x1 - x0, y1 - y0]
+            gt["annotations"].append({"id": len(gt["annotations"]) + 1, "image_id": i + 1,
+                                      "category_id": o["class_id"] + 1, "bbox": box,
+                                      "area": box[2] * box[3], "iscrowd": 0})  # fmt: skip
+        (images / frame["filename"]).with_suffix(".txt").write_text("".join(lines))
+    names = need_shared("data", "coco.names").read_text().split("\n")[:80]
+    gt["categories"] = [{"id": k + 1, "name": n} for k, n in enumerate(names)]
+    (tmp_path / "valid.txt").write_text("".join(f"images/{f['filename']}\n" for f in ref["frames"]))
+    (tmp_path / "coco.data").write_text(f"valid = {tmp_path}/valid.txt\nnames = "
+                                        f"{need_shared('data', 'coco.names')}\n")  # fmt: skip
+    assert main(["map", str(CFG / "yolov3-tiny.cfg"), "--weights", str(weights), "--data",
+                 str(tmp_path / "coco.data")]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    for k in present:
+        assert f"class_id = {k}, name = {names[k]}, ap = 100.00%" in out
+    assert f"(mAP@0.50) = {len(present) / 80:f}," in out
+    ann = tmp_path / "instances.json"
+    ann.write_text(json.dumps(gt))
+    assert main(["map", str(CFG / "yolov3-tiny.cfg"), "--weights", str(weights), "--images",
+                 str(images), "--annotations", str(ann), "--out", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert _stat(out, 0) == _stat(out, 1) == _stat(out, 2) == 1.0  # AP, AP50, AP75

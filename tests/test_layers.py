@@ -98,7 +98,9 @@ def test_avgpool_layer(tmp_path):
     np.testing.assert_array_equal(run(net, x)[:, 0, 0], reference.zoo_avgpool(x))
 
 
-@pytest.mark.parametrize("size,stride,h,w", [(3, 2, 7, 5), (2, 2, 5, 5), (3, 1, 4, 6), (1, 1, 2, 3)])
+@pytest.mark.parametrize(
+    "size,stride,h,w", [(3, 2, 7, 5), (2, 2, 5, 5), (3, 1, 4, 6), (1, 1, 2, 3)]
+)
 def test_local_avgpool(tmp_path, size, stride, h, w):
     net = net_from(tmp_path, f"[local_avgpool]\nsize={size}\nstride={stride}\n", 3, h, w)
     x = rand(3, h, w)
@@ -193,7 +195,9 @@ def test_softmax_layer(tmp_path):
 
 
 def test_sam_and_scale_channels(tmp_path):
-    sam = net_from(tmp_path, "[empty]\n\n[activation]\nactivation=logistic\n\n[sam]\nfrom=-2\n", 3, 4, 5)
+    sam = net_from(
+        tmp_path, "[empty]\n\n[activation]\nactivation=logistic\n\n[sam]\nfrom=-2\n", 3, 4, 5
+    )
     x = rand(3, 4, 5)
     np.testing.assert_allclose(run(sam, x), x * (_F(1) / (_F(1) + np.exp(-x))), rtol=1e-6)
 
@@ -242,8 +246,9 @@ def test_connected(tmp_path, transpose, bn):
     x = rand(3, 2, 4)
     y = w @ x.reshape(-1)
     if bn:
-        y = ((y - arrays["rolling_mean"]).astype(np.float64)
-             / np.sqrt((arrays["rolling_variance"] + _F(1e-5)).astype(np.float64)))
+        y = (y - arrays["rolling_mean"]).astype(np.float64) / np.sqrt(
+            (arrays["rolling_variance"] + _F(1e-5)).astype(np.float64)
+        )
         y = y.astype(_F) * arrays["scales"]
     y = y + arrays["biases"]
     y = np.where(y > 0, y, _F(0.1) * y)
@@ -254,8 +259,9 @@ def test_batchnorm_crop_implicit_activation(tmp_path):
     x = rand(3, 6, 8)
     bn = net_from(tmp_path, "[batchnorm]\n", 3, 6, 8)
     a = dict(zip([name for _, name, _ in bn.param_spec()], bn.random_weights(3)))
-    ref = ((x - a["rolling_mean"][:, None, None]).astype(np.float64)
-           / np.sqrt((a["rolling_variance"] + _F(1e-5)).astype(np.float64))[:, None, None])
+    ref = (x - a["rolling_mean"][:, None, None]).astype(np.float64) / np.sqrt(
+        (a["rolling_variance"] + _F(1e-5)).astype(np.float64)
+    )[:, None, None]
     ref = ref.astype(_F) * a["scales"][:, None, None] + a["biases"][:, None, None]
     np.testing.assert_array_equal(run(bn, x), ref)
 
@@ -288,9 +294,11 @@ def test_lrn_and_local(tmp_path):
             norms[k] -= 0.01 * sq[k - 3]
         if k + 2 < 6:
             norms[k] += 0.01 * sq[k + 2]
-    np.testing.assert_allclose(run(lrn, x), norms ** -0.75 * x, rtol=1e-5)
+    np.testing.assert_allclose(run(lrn, x), norms**-0.75 * x, rtol=1e-5)
 
-    local = net_from(tmp_path, "[local]\nfilters=2\nsize=3\nstride=1\npad=1\nactivation=linear\n", 6, 4, 3)
+    local = net_from(
+        tmp_path, "[local]\nfilters=2\nsize=3\nstride=1\npad=1\nactivation=linear\n", 6, 4, 3
+    )
     layer = local.layers[0]
     out = run(local, x)
     xp = np.pad(x, ((0, 0), (1, 1), (1, 1)))
@@ -343,6 +351,68 @@ def test_refused_options_name_file_line(tmp_path, body, match):
 def test_unknown_sections_do_not_list_refused_ones(tmp_path):
     cfg = tmp_path / "t.cfg"
     cfg.write_text("[net]\nwidth=8\nheight=8\nchannels=3\n\n[deconvolutional]\n")
-    with pytest.raises(pydarknet.CfgError, match=r"t\.cfg:6: unknown section \[deconvolutional\]") as e:
+    with pytest.raises(
+        pydarknet.CfgError, match=r"t\.cfg:6: unknown section \[deconvolutional\]"
+    ) as e:
         pydarknet.Network(cfg)
     assert "lstm" not in str(e.value) and "sam" in str(e.value)
+
+
+# -- every activation darknet defines, and the [convolutional]/[maxpool] stride_x/stride_y options --
+ACTS = [
+    "logistic",
+    "loggy",
+    "relu",
+    "elu",
+    "selu",
+    "gelu",
+    "relie",
+    "ramp",
+    "leaky",
+    "revleaky",
+    "tanh",
+    "plse",
+    "stair",
+    "hardtan",
+    "lhtan",
+    "linear",
+    "swish",
+    "mish",
+    "hard_mish",
+]
+
+
+@pytest.mark.parametrize("name", ACTS)
+def test_activation_kernels_follow_activations_h(name):
+    x = np.concatenate([np.linspace(-30, 30, 601, dtype=_F), rand(400) * 3,
+                        _F([-4, 4, -2, 0, 1, -1, 20, -20, 2.5, -2.5])])  # fmt: skip
+    y = x.reshape(1, -1).copy()
+    kernels.activate(y, pydarknet.layers.ACTIVATIONS[name])
+    # tanh/gelu/mish use libm calls whose last bit may differ between numba and Python. mish:
+    # darknet's softplus is logf(expf(x) + 1), the kernel's log1p(exp(x)) is more accurate for
+    # x < -15 (abs. difference < 1e-6 there)
+    atol = 1e-6 if name == "mish" else 1e-7
+    np.testing.assert_allclose(y[0], reference.zoo_activate(x, name), rtol=2e-6, atol=atol)
+
+
+def test_conv_and_maxpool_with_stride_x_and_stride_y(tmp_path):
+    body = ("[convolutional]\nfilters=2\nsize=3\nstride_x=2\nstride_y=1\npad=1\nactivation=linear\n\n"
+            "[maxpool]\nsize=2\nstride_x=1\nstride_y=2\n")  # fmt: skip
+    net = net_from(tmp_path, body, 3, 7, 8)
+    x = rand(3, 7, 8)
+    conv = net.layers[0]
+    y = reference.zoo_conv2d(x, conv.weights.reshape(2, 3, 3, 3), 1, 2, 1)
+    y = y + conv.biases[:, None, None]
+    assert net.shapes == [(2, 7, 4), (2, 4, 4)]  # maxpool: (7+1-2)/2+1, (4+1-2)/1+1
+    want = _maxpool_stride1(y, 2)[:, ::2, :]
+    np.testing.assert_allclose(run(net, x), want, rtol=1e-5, atol=1e-5)
+
+
+def test_implicit_times_a_map_through_scale_channels(tmp_path):
+    """YOLOR's implicit_mul in darknet's vocabulary: [implicit] (c,1,1) then [scale_channels]."""
+    net = net_from(
+        tmp_path, "[empty]\n\n[implicit]\nfilters=3\n\n[scale_channels]\nfrom=0\n", 3, 4, 5
+    )
+    x = rand(3, 4, 5)
+    implicit = net.random_weights(3)[0].reshape(3, 1, 1)
+    np.testing.assert_array_equal(run(net, x), x * implicit)

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import cv2
 import numpy as np
@@ -172,6 +173,9 @@ def test_ctrl_c_on_a_running_process(model, tmp_path):
     try:
         lines = [proc.stdout.readline() for _ in range(3)]  # three frames are done
         assert all(ln.startswith("{") for ln in lines), lines
+        # not reading on: once the pipe is full (~64 KB of JSON lines) the run blocks in a
+        # write, still mid-video, however fast the machine; Ctrl-C lands there
+        time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
