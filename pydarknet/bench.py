@@ -189,7 +189,7 @@ def _forward_child(engine, cfg, weights, height, width, batch, threads, heads):
 # decode, NMS, print. The cold-start yardstick of issue 4.
 OPENCV_DETECT = r"""
 import sys, cv2, numpy as np
-cfg, weights, path, w, h, threads = sys.argv[1:7]
+cfg, weights, path, w, h, threads, thresh = sys.argv[1:8]
 cv2.setNumThreads(int(threads))
 net = cv2.dnn.readNetFromDarknet(cfg, weights)
 img = cv2.imread(path)
@@ -200,26 +200,30 @@ boxes, scores, ids = [], [], []
 for out in outs:
     for row in out:
         cls = int(np.argmax(row[5:]))
-        if row[5 + cls] > 0.25:
+        if row[5 + cls] > float(thresh):
             cx, cy, bw, bh = row[:4] * [img.shape[1], img.shape[0], img.shape[1], img.shape[0]]
             boxes.append([int(cx - bw / 2), int(cy - bh / 2), int(bw), int(bh)])
             scores.append(float(row[5 + cls]))
             ids.append(cls)
-for i in cv2.dnn.NMSBoxes(boxes, scores, 0.25, 0.45):
+for i in cv2.dnn.NMSBoxes(boxes, scores, float(thresh), 0.45):
     print(ids[i], scores[i], boxes[i])
 """
 
 
 def cold_start(cfg, weights, image, width: int, height: int, threads: int, repeat: int,
-               engines: tuple[str, ...] = ("pydarknet", "opencv")) -> dict[str, tuple]:  # fmt: skip
-    """Process start to exit for one image, interleaved: {engine: (Stats of seconds, peak MB)}."""
+               engines: tuple[str, ...] = ("pydarknet", "opencv"),
+               thresh: float = 0.25) -> dict[str, tuple]:  # fmt: skip
+    """Process start to exit for one image, interleaved: {engine: (Stats of seconds, peak MB)}.
+
+    With random weights pass thresh=1.0: nothing passes, so neither side spends its time in NMS
+    over thousands of random boxes."""
     env = dict(os.environ, PYDARKNET_THREADS=str(threads))
     runs = {
         "pydarknet": ("import runpy\nrunpy.run_module('pydarknet', run_name='__main__')",
                       ["detect", str(cfg), str(image), "--weights", str(weights), "--no-draw",
-                       "--threads", str(threads)]),
+                       "--threads", str(threads), "--thresh", str(thresh)]),
         "opencv": (OPENCV_DETECT, [str(cfg), str(weights), str(image), str(width), str(height),
-                                   str(threads)]),
+                                   str(threads), str(thresh)]),
     }  # fmt: skip
     times: dict[str, list[float]] = {e: [] for e in engines}
     rss: dict[str, float] = {e: 0.0 for e in engines}

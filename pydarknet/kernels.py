@@ -132,16 +132,19 @@ def _act_segment(seg, b, code, p, bits, scale):
     elif code == MISH:
         # x * tanh(softplus(x)) = x * n / (n + 2) with n = e(e + 2), e = exp(x): one exp, no
         # cancellation; within 1e-6 of darknet's x > 20 -> x and x < -20 -> exp(x) branches
-        # (tanh(x) rounds to 1 above 9; n/(n+2) -> e below -20). Tested in test_kernels.py.
+        # (tanh(x) rounds to 1 above 9; n/(n+2) -> e below -20). Below -87 expf underflows:
+        # 0 there, as x * expf(x) is. Tested in test_kernels.py.
         _exp_split(seg, _F(-87.0), _F(20.0), _F(1.0), p, bits)
         for i in range(m):
             e = p[i] * scale[i]
             n = e * (e + _F(2.0))
-            seg[i] = seg[i] * (n / (n + _F(2.0)))
+            t = n / (n + _F(2.0))
+            seg[i] = seg[i] * (t if seg[i] >= _F(-87.0) else _F(0.0))
     elif code == LOGISTIC or code == SWISH:
         _exp_split(seg, _F(-87.0), _F(88.0), _F(-1.0), p, bits)
         for i in range(m):
             s = _F(1.0) / (_F(1.0) + p[i] * scale[i])
+            s = s if seg[i] >= _F(-88.0) else _F(0.0)  # 1/(1+expf(-x)) underflows there
             seg[i] = s if code == LOGISTIC else seg[i] * s
     else:
         for i in range(m):
@@ -213,6 +216,9 @@ def im2col_rows(x, size, stride_y, stride_x, pad, dilation, oy0, oy1, out_w, out
             if stride_x == 1:
                 for j in range(hi - lo):
                     mid[j] = src[j]
+            elif stride_x == 2:  # a constant stride vectorizes as shuffles, a variable one not
+                for j in range(hi - lo):
+                    mid[j] = src[2 * j]
             else:
                 for j in range(hi - lo):
                     mid[j] = src[j * stride_x]
@@ -262,40 +268,47 @@ def maxpool(x, size, stride_y, stride_x, pad, out):
     """x (c, h, w) -> out (c, out_h, out_w); window origin -pad//2, outside taps never win.
 
     darknet forward_maxpool_layer starts from -FLT_MAX, skips taps outside the image and keeps
-    `val > max` (so NaN never wins); `pad` is the total padding. The max is separable: first
-    over each window's columns for every input row, then over the window's rows, so a 13x13
-    SPP window costs 26 compares per output instead of 169, with the same result.
+    `val > max` (so NaN never wins); `pad` is the total padding. The max is separable: for each
+    output row, first over the window's input rows (whole rows, vectorized), then over each
+    window's columns, so a 13x13 SPP window costs 26 compares per output instead of 169.
     """
     c, h, w = x.shape
     _, out_h, out_w = out.shape
     off = -(pad // 2)
     lowest = _F(-3.4028234663852886e38)
-    cols = np.empty((h, out_w), np.float32)  # cols[iy, ox]: max over the columns of window ox
+    rows = np.empty(w, np.float32)  # max over the window's rows, per input column
     for k in range(c):
-        for iy in range(h):
-            dst = cols[iy]
+        for oy in range(out_h):
+            for j in range(w):
+                rows[j] = lowest
+            for n in range(size):
+                iy = off + oy * stride_y + n
+                if 0 <= iy < h:
+                    src = x[k, iy]
+                    for j in range(w):
+                        v = src[j]
+                        rows[j] = v if v > rows[j] else rows[j]
+            dst = out[k, oy]
             for j in range(out_w):
                 dst[j] = lowest
             for m in range(size):
                 o = off + m  # input column of output column 0
                 lo = 0 if o >= 0 else min(out_w, (-o + stride_x - 1) // stride_x)
                 hi = max(lo, min(out_w, (w - 1 - o) // stride_x + 1)) if w - 1 - o >= 0 else lo
-                src = x[k, iy, lo * stride_x + o :]
+                src = rows[lo * stride_x + o :]
                 mid = dst[lo:hi]
-                for j in range(hi - lo):
-                    v = src[j * stride_x]
-                    mid[j] = v if v > mid[j] else mid[j]
-        for oy in range(out_h):
-            dst = out[k, oy]
-            for j in range(out_w):
-                dst[j] = lowest
-            for n in range(size):
-                iy = off + oy * stride_y + n
-                if 0 <= iy < h:
-                    src = cols[iy]
-                    for j in range(out_w):
+                if stride_x == 1:
+                    for j in range(hi - lo):
                         v = src[j]
-                        dst[j] = v if v > dst[j] else dst[j]
+                        mid[j] = v if v > mid[j] else mid[j]
+                elif stride_x == 2:
+                    for j in range(hi - lo):
+                        v = src[2 * j]
+                        mid[j] = v if v > mid[j] else mid[j]
+                else:
+                    for j in range(hi - lo):
+                        v = src[j * stride_x]
+                        mid[j] = v if v > mid[j] else mid[j]
 
 
 @njit(cache=True, nogil=True)
@@ -346,15 +359,21 @@ def winograd_input(x, pad, ty0, ty1, tw, out):
             for t in range(tw):
                 j = 2 * t
                 k = k0 + t
-                # rows of B^T d: d0 - d2, d1 + d2, d2 - d1, d1 - d3; then the same on columns
-                a0, a1, a2, a3 = r0[j] - r2[j], r0[j + 1] - r2[j + 1], r0[j + 2] - r2[j + 2], r0[j + 3] - r2[j + 3]
-                b0, b1, b2, b3 = r1[j] + r2[j], r1[j + 1] + r2[j + 1], r1[j + 2] + r2[j + 2], r1[j + 3] + r2[j + 3]
-                e0, e1, e2, e3 = r2[j] - r1[j], r2[j + 1] - r1[j + 1], r2[j + 2] - r1[j + 2], r2[j + 3] - r1[j + 3]
-                f0, f1, f2, f3 = r1[j] - r3[j], r1[j + 1] - r3[j + 1], r1[j + 2] - r3[j + 2], r1[j + 3] - r3[j + 3]
-                out[ch, 0, k], out[ch, 1, k], out[ch, 2, k], out[ch, 3, k] = a0 - a2, a1 + a2, a2 - a1, a1 - a3
-                out[ch, 4, k], out[ch, 5, k], out[ch, 6, k], out[ch, 7, k] = b0 - b2, b1 + b2, b2 - b1, b1 - b3
-                out[ch, 8, k], out[ch, 9, k], out[ch, 10, k], out[ch, 11, k] = e0 - e2, e1 + e2, e2 - e1, e1 - e3
-                out[ch, 12, k], out[ch, 13, k], out[ch, 14, k], out[ch, 15, k] = f0 - f2, f1 + f2, f2 - f1, f1 - f3
+                # rows of B^T d are d0 - d2, d1 + d2, d2 - d1, d1 - d3; then the same on columns
+                a0, a1 = r0[j] - r2[j], r0[j + 1] - r2[j + 1]
+                a2, a3 = r0[j + 2] - r2[j + 2], r0[j + 3] - r2[j + 3]
+                b0, b1 = r1[j] + r2[j], r1[j + 1] + r2[j + 1]
+                b2, b3 = r1[j + 2] + r2[j + 2], r1[j + 3] + r2[j + 3]
+                e0, e1 = r2[j] - r1[j], r2[j + 1] - r1[j + 1]
+                e2, e3 = r2[j + 2] - r1[j + 2], r2[j + 3] - r1[j + 3]
+                f0, f1 = r1[j] - r3[j], r1[j + 1] - r3[j + 1]
+                f2, f3 = r1[j + 2] - r3[j + 2], r1[j + 3] - r3[j + 3]
+                dst = out[ch]  # (16, tiles)
+                dst[0, k], dst[1, k], dst[2, k], dst[3, k] = a0 - a2, a1 + a2, a2 - a1, a1 - a3
+                dst[4, k], dst[5, k], dst[6, k], dst[7, k] = b0 - b2, b1 + b2, b2 - b1, b1 - b3
+                dst[8, k], dst[9, k], dst[10, k], dst[11, k] = e0 - e2, e1 + e2, e2 - e1, e1 - e3
+                dst[12, k], dst[13, k] = f0 - f2, f1 + f2
+                dst[14, k], dst[15, k] = f2 - f1, f1 - f3
 
 
 @njit(cache=True, inline="always")
@@ -386,7 +405,8 @@ def winograd_output(m, ty0, ty1, tw, f0, f1, out):
                 bottom = out[f, 2 * ty + 1]
                 for t in range(whole):
                     y00, y01, y10, y11 = _winograd_tile(m, q, k0 + t)
-                    top[2 * t], top[2 * t + 1], bottom[2 * t], bottom[2 * t + 1] = y00, y01, y10, y11
+                    top[2 * t], top[2 * t + 1] = y00, y01
+                    bottom[2 * t], bottom[2 * t + 1] = y10, y11
                 if whole < tw:
                     y00, y01, y10, y11 = _winograd_tile(m, q, k0 + whole)
                     top[2 * whole], bottom[2 * whole] = y00, y10

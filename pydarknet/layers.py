@@ -292,13 +292,17 @@ class Convolutional(Layer):
             scale = arrays["scales"].astype(np.float64)
             std = np.sqrt(arrays["rolling_variance"].astype(np.float64) + 0.00001)
             b = b - scale * arrays["rolling_mean"] / std
-            w = w * (scale / std)[:, None]
+            factor = scale / std
+            fused = np.empty(w.shape, np.float32)
+            for f0 in range(0, n, 64):  # 64 filters at a time: no model-sized float64 copy
+                fused[f0 : f0 + 64] = w[f0 : f0 + 64] * factor[f0 : f0 + 64, None]
+            w = fused
         self.weights = np.ascontiguousarray(w.reshape(g, n // g, -1), dtype=np.float32)
         self.biases = np.ascontiguousarray(b, dtype=np.float32)
 
     def workspace(self, prev: Shape, out: Shape) -> int:
         slots = threads.num_threads()
-        if self.winograd:
+        if self.use_winograd(out):
             th, tw = -(-out[1] // 2), -(-out[2] // 2)
             per_row = 16 * (prev[0] + out[0]) * tw  # transformed input and GEMM output
             return max(slots * per_row * _rows_per_step(th, per_row, slots), per_row * th)
@@ -311,18 +315,29 @@ class Convolutional(Layer):
     @property
     def winograd(self) -> bool:
         """3x3, stride 1, undilated, one group, >= 64 input channels: Winograd F(2x2, 3x3)
-        instead of im2col (with fewer channels its 16 small GEMMs lose to one im2col GEMM)."""
+        instead of im2col (with fewer channels its 16 small GEMMs lose to one im2col GEMM).
+        Measured per layer with `pydarknet bench --layers` on yolov3/v4-tiny and yolov4-csp."""
         return (self.size == 3 and self.stride_x == 1 and self.stride_y == 1
                 and self.dilation == 1 and self.groups == 1 and self.c >= 64)  # fmt: skip
+
+    def use_winograd(self, out: Shape) -> bool:
+        """Winograd for this output size: not on maps of under 64 tiles when U = G g G^T is over
+        16 MB (yolov3-tiny's 13x13x1024 layer), where reading the weights is the cost."""
+        tiles = -(-out[1] // 2) * -(-out[2] // 2)
+        return self.winograd and (tiles >= 64 or 16 * self.filters * self.c <= 1 << 22)
 
     def winograd_weights(self) -> np.ndarray:
         """U = G g G^T of every (filter, channel) 3x3 kernel g: (16, n, c), made once, in float64."""
         made = getattr(self, "_winograd_u", None)
         if made is None or made[0] is not self.weights:  # new weights loaded: make it again
             G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])  # noqa: N806
-            g = self.weights.reshape(self.filters, self.c, 3, 3).astype(np.float64)
-            u = np.einsum("ai,ncij,bj->abnc", G, g, G).reshape(16, self.filters, self.c)
-            self._winograd_u = (self.weights, np.ascontiguousarray(u, dtype=np.float32))
+            kron = np.einsum("ai,bj->ijab", G, G).reshape(9, 16)  # g (9,) @ kron = G g G^T (16,)
+            g = self.weights.reshape(-1, 9)  # (n*c, 9)
+            u = np.empty((g.shape[0], 16), np.float32)
+            for s in range(0, g.shape[0], 65536):  # in float64, a block at a time
+                u[s : s + 65536] = g[s : s + 65536].astype(np.float64) @ kron
+            u = u.reshape(self.filters, self.c, 16).transpose(2, 0, 1)  # (16, n, c)
+            self._winograd_u = (self.weights, np.ascontiguousarray(u))
         return self._winograd_u[1]
 
     def flops(self, prev: Shape, out: Shape) -> float:
@@ -330,7 +345,7 @@ class Convolutional(Layer):
         return 2.0 * self.filters * self.size * self.size * self.c / self.groups * out[1] * out[2]
 
     def forward(self, x, outputs, out, ws):
-        if self.winograd:
+        if self.use_winograd(out.shape[1:]):
             return self._forward_winograd(x, out, ws)
         c, h, w = x.shape[1:]
         n, out_h, out_w = out.shape[1:]

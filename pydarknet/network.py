@@ -211,7 +211,7 @@ class Network:
             if not active[i]:
                 continue
             if layer.PASSTHROUGH:
-                home[i] = (i - 1, 0)
+                home[i] = (i - 1, 0) if i > 0 else None  # layer 0 passes the input through
             elif not self.share_memory:
                 continue
             elif isinstance(layer, Route) and len(layer.inputs) == 1:
@@ -238,7 +238,8 @@ class Network:
                 offset += off
             return i, offset
 
-        roots = {i: root(i) for i in range(count) if active[i]}
+        roots = {i: root(i) for i in range(count)
+                 if active[i] and not (i == 0 and layers[0].PASSTHROUGH)}  # fmt: skip
         first: dict[int, int] = {}
         last: dict[int, int] = {}
         for i, (r, _) in roots.items():
@@ -248,7 +249,7 @@ class Network:
                 rj = roots[j][0] if j in roots else None
                 if rj is not None:
                     last[rj] = max(last[rj], i)
-        fresh = {roots[i][0] for i in self.output_layers}
+        fresh = {roots[i][0] for i in self.output_layers if i in roots}
         if not self.share_memory:  # every root alive from start to end: no reuse
             first = dict.fromkeys(first, 0)
             last = dict.fromkeys(last, count)
@@ -348,7 +349,8 @@ class Network:
                  "   layer   type        filters size/strd(dil)  input               output"]  # fmt: skip
         for i, (layer, p, s, bf) in enumerate(zip(self.layers, prevs, shapes,
                                                   self.layer_bflops(size))):  # fmt: skip
-            lines.append(f"{i:4d} {layer.describe(p, s)}" + (f" {bf:5.3f} BF" if bf else ""))
+            lines.append(f"{i:4d} {layer.describe(p, s)}" + (f" {bf:5.3f} BF" if bf else "")
+                         + ("" if self.active[i] else "  (not computed: pruned head)"))
         lines.append(f"Total BFLOPS {self.bflops(size):5.3f}")
         lines.append(f"Parameters {self.num_params():,}")
         return "\n".join(lines)

@@ -575,3 +575,86 @@ def zoo_activate(x, name):
                 raise ValueError(name)
         out.reshape(-1)[i] = r
     return out
+
+
+# --- kernel twins ---
+# Loop versions of the kernels at the top of pydarknet/kernels.py and of the convolution they
+# serve (im2col.c, maxpool_layer.c, blas.c upsample_cpu, activations.c), one element at a time.
+_FLT_MAX = _f32(3.4028234663852886e38)
+
+
+def im2col(x, size, stride_y, stride_x, pad, dilation, out_h, out_w):
+    """(c, h, w) -> (c*size*size, out_h*out_w); zero where a tap falls outside the image."""
+    c, h, w = x.shape
+    out = _np.zeros((c * size * size, out_h * out_w), _f32)
+    for ch in range(c):
+        for ky in range(size):
+            for kx in range(size):
+                row = (ch * size + ky) * size + kx
+                for oy in range(out_h):
+                    for ox in range(out_w):
+                        iy = oy * stride_y - pad + ky * dilation
+                        ix = ox * stride_x - pad + kx * dilation
+                        if 0 <= iy < h and 0 <= ix < w:
+                            out[row, oy * out_w + ox] = x[ch, iy, ix]
+    return out
+
+
+def maxpool(x, size, stride_y, stride_x, pad):
+    """forward_maxpool_layer: origin -pad/2, start at -FLT_MAX, keep `val > max`."""
+    c, h, w = x.shape
+    out_h, out_w = (h + pad - size) // stride_y + 1, (w + pad - size) // stride_x + 1
+    off = -(pad // 2)
+    out = _np.empty((c, out_h, out_w), _f32)
+    for k in range(c):
+        for i in range(out_h):
+            for j in range(out_w):
+                best = -_FLT_MAX
+                for n in range(size):
+                    for m in range(size):
+                        y, xx = off + i * stride_y + n, off + j * stride_x + m
+                        val = x[k, y, xx] if 0 <= y < h and 0 <= xx < w else -_FLT_MAX
+                        best = val if val > best else best
+                out[k, i, j] = best
+    return out
+
+
+def upsample(x, stride, scale):
+    c, h, w = x.shape
+    out = _np.empty((c, h * stride, w * stride), _f32)
+    for k in range(c):
+        for i in range(h * stride):
+            for j in range(w * stride):
+                out[k, i, j] = x[k, i // stride, j // stride] * _f32(scale)
+    return out
+
+
+def activation64(x, name):
+    """The activations the kernels compute with their own exp, exactly (in float64)."""
+    v = _np.asarray(x, _np.float64)
+    with _np.errstate(over="ignore"):
+        if name == "mish":  # softplus threshold 20, as activate_array_mish
+            sp = _np.where(v > 20, v, _np.where(v < -20, _np.exp(v), _np.log1p(_np.exp(v))))
+            return v * _np.tanh(sp)
+        if name == "logistic":
+            return 1 / (1 + _np.exp(-v))
+        if name == "swish":
+            return v / (1 + _np.exp(-v))
+    raise ValueError(name)
+
+
+def conv2d(x, weights, bias, stride, pad, dilation=1):
+    """Direct convolution in float64: x (c, h, w), weights (n, c, size, size) -> (n, oh, ow)."""
+    c, h, w = x.shape
+    n, _, size, _ = weights.shape
+    span = dilation * (size - 1) + 1
+    oh, ow = (h + 2 * pad - span) // stride + 1, (w + 2 * pad - span) // stride + 1
+    xp = _np.zeros((c, h + 2 * pad, w + 2 * pad))
+    xp[:, pad : pad + h, pad : pad + w] = x
+    out = _np.zeros((n, oh, ow))
+    for ky in range(size):
+        for kx in range(size):
+            taps = xp[:, ky * dilation : ky * dilation + stride * (oh - 1) + 1 : stride,
+                      kx * dilation : kx * dilation + stride * (ow - 1) + 1 : stride]  # fmt: skip
+            out += _np.einsum("nc,chw->nhw", weights[:, :, ky, kx].astype(_np.float64), taps)
+    return out + _np.asarray(bias, _np.float64)[:, None, None]

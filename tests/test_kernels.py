@@ -1,0 +1,325 @@
+"""The kernels at the top of pydarknet/kernels.py against their twins in tests/reference.py, the
+convolution paths (im2col, direct 1x1, Winograd; row and filter steps), the memory plan, pruned
+heads, the thread pool and the cache location. No timing here: `pydarknet bench` measures."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pydarknet
+from pydarknet import kernels, threads
+from pydarknet.layers import ACTIVATIONS
+
+from . import reference
+from .conftest import CFG
+
+_F = np.float32
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def rand(shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(_F)
+
+
+def test_only_kernels_py_has_njit():
+    # Numba caches by file: a kernel elsewhere would not see its callees' edits (STYLE.md)
+    offenders = [p.name for p in (ROOT / "pydarknet").rglob("*.py")
+                 if p.name != "kernels.py" and "@njit" in p.read_text()]  # fmt: skip
+    assert offenders == []
+
+
+# -- im2col ---------------------------------------------------------------------------------
+IM2COL = [
+    (c, h, w, size, stride, pad, dil)
+    for c, (h, w), size, stride, pad, dil in itertools.product(
+        (1, 3), ((1, 1), (2, 3), (5, 5), (6, 7)), (1, 2, 3, 5), (1, 2), (0, 1), (1, 2)
+    )
+    if (h + 2 * pad - dil * (size - 1) - 1) >= 0 and (w + 2 * pad - dil * (size - 1) - 1) >= 0
+]
+
+
+@pytest.mark.parametrize("c,h,w,size,stride,pad,dil", IM2COL)
+def test_im2col_matches_twin(c, h, w, size, stride, pad, dil):
+    x = rand((c, h, w))
+    span = dil * (size - 1) + 1
+    oh, ow = (h + 2 * pad - span) // stride + 1, (w + 2 * pad - span) // stride + 1
+    want = reference.im2col(x, size, stride, stride, pad, dil, oh, ow)
+    out = np.full(want.shape, np.nan, _F)
+    kernels.im2col(x, size, stride, stride, pad, dil, oh, ow, out)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, want)
+    for oy0, oy1 in ((0, 1), (oh - 1, oh), (oh // 2, oh)):  # row ranges, as conv steps use
+        part = np.full((want.shape[0], (oy1 - oy0) * ow), np.nan, _F)
+        kernels.im2col_rows(x, size, stride, stride, pad, dil, oy0, oy1, ow, part)
+        np.testing.assert_array_equal(part, want[:, oy0 * ow : oy1 * ow])
+
+
+def test_im2col_stride_x_differs_from_stride_y():
+    x = rand((2, 7, 6))
+    want = reference.im2col(x, 3, 2, 1, 1, 1, 4, 6)
+    out = np.empty_like(want)
+    kernels.im2col(x, 3, 2, 1, 1, 1, 4, 6, out)
+    np.testing.assert_array_equal(out, want)
+
+
+# -- maxpool and upsample -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "h,w,size,stride,pad",
+    [(h, w, size, stride, pad)
+     for (h, w), size, stride, pad in itertools.product(
+         ((1, 1), (2, 3), (5, 5), (13, 13), (6, 7)), (1, 2, 3, 5, 13), (1, 2), (0, 1, None))
+     if (h + (size - 1 if pad is None else pad) - size) >= 0
+     and (w + (size - 1 if pad is None else pad) - size) >= 0],  # fmt: skip
+)
+def test_maxpool_matches_twin(h, w, size, stride, pad):
+    pad = size - 1 if pad is None else pad  # parser.c default: padding = size - 1
+    x = rand((3, h, w), seed=h * w + size)
+    x[0, 0, 0] = np.nan  # never wins, as `val > max` in C
+    x[1, -1, -1] = -np.inf
+    x[2] = -np.inf  # all -inf: darknet's -FLT_MAX start value stays
+    want = reference.maxpool(x, size, stride, stride, pad)
+    out = np.empty_like(want)
+    kernels.maxpool(x, size, stride, stride, pad, out)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("h,w,stride,scale", [(1, 1, 2, 1.0), (3, 5, 2, 1.0), (2, 3, 3, 0.5)])
+def test_upsample_matches_twin(h, w, stride, scale):
+    x = rand((2, h, w))
+    out = np.empty((2, h * stride, w * stride), _F)
+    kernels.upsample(x, stride, _F(scale), out)
+    np.testing.assert_array_equal(out, reference.upsample(x, stride, scale))
+
+
+# -- activations ----------------------------------------------------------------------------
+SWEEP = np.concatenate([np.linspace(-100, 100, 20001, dtype=_F), rand(3000) * 5,
+                        _F([0, -0.0, 20, -20, 20.5, -20.5, 87, -87, 88.7, -88.7, 1e-30, -1e-30,
+                            3.4e38, -3.4e38])])  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["mish", "logistic", "swish"])
+def test_vectorized_exp_activations_are_within_2e6(name):
+    # The kernels compute exp with a polynomial (Cephes expf) so the loop vectorizes; darknet's
+    # expf is also within an ulp or two of exact. 2e-6 relative + 1e-30 absolute covers both.
+    y = SWEEP.reshape(1, -1).copy()
+    kernels.activate(y, ACTIVATIONS[name])
+    want = reference.activation64(SWEEP, name)
+    assert y.dtype == np.float32 and np.isfinite(y).all()
+    np.testing.assert_allclose(y[0], want, rtol=2e-6, atol=1e-30)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("lo,hi", [(0, 2500), (3, 1029), (1024, 2049), (7, 7)])
+def test_bias_activate_touches_only_its_columns(name, lo, hi):
+    y = rand((3, 2500)) * 4
+    bias = _F([0.5, -1.0, 0.0])
+    got = y.copy()
+    kernels.bias_activate(got, bias, ACTIVATIONS[name], lo, hi)
+    want = y.copy()
+    part = want[:, lo:hi] + bias[:, None]
+    kernels.activate(part, ACTIVATIONS[name])  # the activation itself: see test_layers.py
+    want[:, lo:hi] = part
+    np.testing.assert_array_equal(got, want)
+
+
+def test_leaky_and_linear_bias_activate_are_exact():
+    y = rand((4, 1000))
+    bias = rand(4, seed=1)
+    got = y.copy()
+    kernels.bias_activate(got, bias, kernels.LEAKY, 0, 1000)
+    t = y + bias[:, None]
+    np.testing.assert_array_equal(got, np.where(t > 0, t, _F(0.1) * t))
+
+
+# -- convolution paths ----------------------------------------------------------------------
+def _conv_net(tmp_path, c, h, w, filters, size, stride, pad, act="leaky", seed=0):
+    cfg = tmp_path / f"conv{c}x{h}x{w}-{filters}-{size}-{stride}-{pad}.cfg"
+    cfg.write_text(f"[net]\nwidth={w}\nheight={h}\nchannels={c}\n\n[convolutional]\n"
+                   f"batch_normalize=1\nfilters={filters}\nsize={size}\nstride={stride}\n"
+                   f"pad={pad}\nactivation={act}\n")  # fmt: skip
+    net = pydarknet.Network(cfg)
+    net.save_random_weights(tmp_path / (cfg.stem + ".weights"), seed)
+    return net
+
+
+def _twin(net, x):
+    layer = net.layers[0]
+    w = layer.weights.reshape(layer.filters, layer.c, layer.size, layer.size)
+    pad = layer.padding
+    y = reference.conv2d(x[0], w, layer.biases, layer.stride_x, pad)
+    return np.where(y > 0, y, 0.1 * y)
+
+
+@pytest.mark.parametrize("threads_n", [1, 2])
+@pytest.mark.parametrize(
+    "c,h,w,filters,size,stride,pad",
+    [(64, 1, 1, 5, 3, 1, 1), (64, 2, 3, 64, 3, 1, 1), (64, 5, 5, 64, 3, 1, 0),
+     (64, 13, 13, 80, 3, 1, 1), (65, 9, 14, 7, 3, 1, 1), (64, 40, 40, 8, 3, 1, 1),  # Winograd
+     (3, 11, 13, 16, 3, 2, 1), (8, 6, 7, 5, 5, 1, 1), (4, 5, 5, 6, 2, 1, 0),  # im2col
+     (16, 7, 9, 70, 1, 1, 0), (16, 40, 41, 70, 1, 1, 0), (3, 2, 3, 4, 1, 2, 0)],  # 1x1
+)  # fmt: skip
+def test_convolution_matches_direct_twin(tmp_path, c, h, w, filters, size, stride, pad,
+                                         threads_n):  # fmt: skip
+    before = threads.num_threads()
+    threads.set_num_threads(threads_n)
+    try:
+        net = _conv_net(tmp_path, c, h, w, filters, size, stride, pad)
+        x = np.random.default_rng(3).random((1, c, h, w), dtype=_F)
+        (got,) = net.forward(x)
+    finally:
+        threads.set_num_threads(before)
+    want = _twin(net, x)
+    assert got.dtype == np.float32 and got.shape[1:] == want.shape
+    # float32 sums in another order (and Winograd's transforms): 1e-5 of the output's scale
+    assert np.abs(got[0] - want).max() <= 1e-5 * max(np.abs(want).max(), 1.0)
+
+
+def test_winograd_agrees_with_im2col(tmp_path, monkeypatch):
+    net = _conv_net(tmp_path, 64, 26, 27, 96, 3, 1, 1)
+    assert net.layers[0].winograd
+    x = np.random.default_rng(5).random((2, 64, 26, 27), dtype=_F)
+    (fast,) = net.forward(x)
+    monkeypatch.setattr(type(net.layers[0]), "winograd", property(lambda self: False))
+    net._plan_key = None
+    (plain,) = net.forward(x)
+    assert np.abs(fast - plain).max() <= 1e-5 * np.abs(plain).max()
+
+
+# -- memory plan ------------------------------------------------------------------------------
+@pytest.mark.parametrize("name,h,w,n", [("yolov4-tiny", 160, 192, 1), ("yolov3-tiny", 96, 128, 1),
+                                        ("yolov4-csp", 128, 96, 1), ("yolov4-tiny", 96, 96, 2),
+                                        ("yolov3", 96, 64, 1)])  # fmt: skip
+def test_arena_gives_the_same_outputs_as_one_buffer_per_layer(random_model, name, h, w, n):
+    net, _ = random_model(CFG / f"{name}.cfg", seed=3)
+    x = np.random.default_rng(n).random((n, 3, h, w), dtype=_F)
+    shared = [a.copy() for a in net.forward(x)]
+    arena = net.arena_floats
+    again = net.forward(x)  # a second pass over the reused arena
+    net.share_memory = False
+    try:
+        alone = net.forward(x)
+        assert net.arena_floats > arena  # sharing saved memory
+    finally:
+        net.share_memory = True
+    for a, b, c in zip(shared, again, alone):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+
+
+def test_forward_returns_fresh_arrays(random_model):
+    net, _ = random_model(CFG / "yolov4-tiny.cfg", seed=3)
+    x = np.random.default_rng(0).random((1, 3, 64, 64), dtype=_F)
+    first = net.forward(x)
+    kept = [a.copy() for a in first]
+    net.forward(x * 0.5)
+    for a, b in zip(first, kept):  # the second call did not write into the first's results
+        np.testing.assert_array_equal(a, b)
+
+
+def test_liveness_lets_buffers_share_only_when_lifetimes_do_not_overlap(random_model):
+    net, _ = random_model(CFG / "yolov4-tiny.cfg", seed=3)
+    net.forward(np.zeros((1, 3, 96, 96), _F))
+    slots, views, fresh, shapes, _ = net._plan_cache
+    last_use = {}
+    for j in range(len(net.layers)):
+        for i in net._needs(j):
+            last_use[i] = j
+    live = {}  # root -> (first writer, last reader)
+    for i, slot in enumerate(slots):
+        if slot is None:
+            continue
+        r = slot[0]
+        a, b = live.get(r, (i, i))
+        live[r] = (min(a, i), max(b, i, last_use.get(i, i)))
+    spans = {r: (v.__array_interface__["data"][0], v.nbytes) for r, v in views.items()}
+    for (r1, (p1, n1)), (r2, (p2, n2)) in itertools.combinations(spans.items(), 2):
+        if p1 < p2 + n2 and p2 < p1 + n1:  # same memory: lifetimes must be disjoint
+            (a1, b1), (a2, b2) = live[r1], live[r2]
+            assert b1 < a2 or b2 < a1, (r1, r2, live[r1], live[r2])
+
+
+# -- pruned heads ---------------------------------------------------------------------------
+@pytest.mark.parametrize("name,size", [("yolov4-csp", 128), ("yolov4-p5", 128)])
+def test_pruned_heads_equal_the_full_models_heads(random_model, name, size):
+    net, _ = random_model(CFG / f"{name}.cfg", seed=5)
+    x = np.random.default_rng(2).random((1, 3, size, size), dtype=_F)
+    full = [a.copy() for a in net.forward(x)]
+    whole = net.bflops((size, size))
+    assert net.head_levels(size, size) == [3, 4, 5]
+    try:
+        net.prune([0, 1])  # without P5: "P5\P5"
+        part = net.forward(x)
+        assert len(part) == 2 and net.bflops((size, size)) < whole
+        for a, b in zip(part, full[:2]):
+            np.testing.assert_array_equal(a, b)
+        net.prune([0])
+        assert net.bflops((size, size)) < whole
+        np.testing.assert_array_equal(net.forward(x)[0], full[0])
+    finally:
+        net.prune(None)
+    assert net.bflops((size, size)) == whole
+    for a, b in zip(net.forward(x), full):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_prune_rejects_unknown_heads(random_model):
+    net, _ = random_model(CFG / "yolov4-tiny.cfg")
+    with pytest.raises(pydarknet.DarknetError, match=r"heads \[2\] do not name any of its 2"):
+        net.prune([2])
+
+
+def test_info_and_bench_heads_flag(capsys):
+    from pydarknet.cli import main
+
+    assert main(["info", str(CFG / "yolov4-csp.cfg"), "--size", "256x256"]) == 0
+    full = float(capsys.readouterr().out.split("Total BFLOPS")[1].split()[0])
+    assert main(["info", str(CFG / "yolov4-csp.cfg"), "--size", "256x256", "--heads", "P3,P4"]) == 0
+    part = float(capsys.readouterr().out.split("Total BFLOPS")[1].split()[0])
+    assert part < full
+    assert main(["info", str(CFG / "yolov4-csp.cfg"), "--heads", "P7"]) == 1
+    assert "P7 is not a head" in capsys.readouterr().err
+
+
+def test_bench_command_prints_median_and_layers(capsys):
+    from pydarknet.cli import main
+
+    code = main(["bench", str(CFG / "yolov3-tiny.cfg"), "--size", "64x64", "--repeat", "2",
+                 "--layers", "--threads", "1"])  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "pydarknet  median" in out and "GFLOP/s" in out and " 23 yolo" in out
+
+
+# -- threads and cache ----------------------------------------------------------------------
+def test_pool_runs_every_step_once_and_raises():
+    pool = threads.Pool(3)
+    try:
+        seen = []
+        pool.run(lambda i, slot: seen.append((i, slot)), 50)
+        assert sorted(i for i, _ in seen) == list(range(50))
+        assert {slot for _, slot in seen} <= {0, 1, 2}
+
+        def boom(i, slot):
+            if i == 7:
+                raise ValueError("step 7")
+
+        with pytest.raises(ValueError, match="step 7"):
+            pool.run(boom, 20)
+    finally:
+        pool.close()
+
+
+def test_cache_dir_respects_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "given"))
+    assert threads.cache_dir() == tmp_path / "given"
+    monkeypatch.delenv("NUMBA_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert threads.cache_dir() == tmp_path / "xdg" / "pydarknet" / "numba"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert threads.cache_dir() == tmp_path / "home" / ".cache" / "pydarknet" / "numba"
