@@ -16,9 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import image, postprocess
+from . import image
 from .errors import DarknetError
-from .layers import Region, Yolo
 from .network import Network, load
 from .postprocess import Detection
 
@@ -174,29 +173,8 @@ class Detector:
         mirrored left-right, so box centres are mirrored back (x -> 1 - x) before the
         letterbox correction.
         """
-        net = self.network
-        boxes, objs, probs = [], [], []
-        for i, raw in zip(net.heads, outs):
-            layer = net.layers[i]
-            if isinstance(layer, Yolo):
-                b, o, p = postprocess.decode_yolo(
-                    raw, layer.anchors, layer.mask, layer.classes, layer.scale_x_y,
-                    layer.new_coords, net_w, net_h, self.thresh,
-                )  # fmt: skip
-            else:
-                assert isinstance(layer, Region)
-                b, o, p = postprocess.decode_region(
-                    raw, layer.anchors, layer.classes, layer.coords, layer.num, layer.softmax,
-                    net_w, net_h, self.thresh, self.hier_thresh,
-                )  # fmt: skip
-            if flipped:
-                b[:, 0] = np.float32(1) - b[:, 0]
-            boxes.append(postprocess.correct_boxes(b, im_w, im_h, net_w, net_h, self.letterbox))
-            objs.append(o)
-            probs.append(p)
-        return (np.concatenate(boxes).astype(np.float32, copy=False),
-                np.concatenate(objs).astype(np.float32, copy=False),
-                np.concatenate(probs).astype(np.float32, copy=False))  # fmt: skip
+        return self.network.candidates(outs, im_w, im_h, self.thresh, self.letterbox,
+                                       self.hier_thresh, net_w, net_h, flipped)
 
     def finish(self, boxes: np.ndarray, objs: np.ndarray, probs: np.ndarray, im_w: int,
                im_h: int) -> list[Detection]:  # fmt: skip
@@ -205,11 +183,5 @@ class Detector:
         Boxes are listed in the order darknet's dets array has after NMS (box.c), which is
         also the order of darknet's -out JSON and of `detector map`'s bookkeeping.
         """
-        probs = np.array(probs, np.float32)  # nms zeroes probs in place: keep the caller's
-        if self.nms > 0 and len(boxes):
-            last = self.network.layers[self.network.heads[-1]]
-            kind = getattr(last, "nms_kind", "default")
-            order = postprocess.nms(boxes, objs, probs, self.nms, kind,
-                                    getattr(last, "beta_nms", 0.6))  # fmt: skip
-            boxes, probs = boxes[order], probs[order]
-        return postprocess.to_detections(boxes, probs, im_w, im_h, self.names, self.thresh)
+        return self.network.finish(boxes, objs, probs, im_w, im_h, self.thresh, self.nms,
+                                   self.names)

@@ -407,9 +407,21 @@ class Network:
     def detections_from_outputs(self, outs, im_w, im_h, thresh, nms, letterbox, names,
                                 hier_thresh=0.5, net_w=None, net_h=None):  # fmt: skip
         """Decode one image's head outputs, map boxes to the image, NMS, flatten to detections."""
+        boxes, objs, probs = self.candidates(outs, im_w, im_h, thresh, letterbox, hier_thresh,
+                                             net_w or self.width, net_h or self.height)  # fmt: skip
+        return self.finish(boxes, objs, probs, im_w, im_h, thresh, nms, names)
+
+    def candidates(self, outs, im_w, im_h, thresh, letterbox, hier_thresh=0.5, net_w=None,
+                   net_h=None, flipped=False):  # fmt: skip
+        """One image's head maps -> (boxes, objectness, probs), boxes relative to the image.
+
+        darknet's get_network_boxes, head by head in cfg order (yolo_layer.c
+        get_yolo_detections, region_layer.c, correct_yolo_boxes). flipped: the input was
+        mirrored left-right, so box centres are mirrored back before the letterbox correction.
+        """
         net_w = net_w or self.width
         net_h = net_h or self.height
-        boxes, probs, objs = [], [], []
+        boxes, objs, probs = [], [], []
         for i, raw in zip(self.heads, outs):
             layer = self.layers[i]
             if isinstance(layer, Yolo):
@@ -423,21 +435,30 @@ class Network:
                     raw, layer.anchors, layer.classes, layer.coords, layer.num, layer.softmax,
                     net_w, net_h, thresh, hier_thresh,
                 )  # fmt: skip
-            boxes.append(b)
+            if flipped:
+                b[:, 0] = np.float32(1) - b[:, 0]
+            boxes.append(postprocess.correct_boxes(b, im_w, im_h, net_w, net_h, letterbox))
             objs.append(o)
             probs.append(p)
         classes = self.layers[self.heads[-1]].classes
-        boxes_a = np.concatenate(boxes) if boxes else np.zeros((0, 4), np.float32)
-        objs_a = np.concatenate(objs) if objs else np.zeros(0, np.float32)
-        probs_a = np.concatenate(probs) if probs else np.zeros((0, classes), np.float32)
-        boxes_a = postprocess.correct_boxes(boxes_a, im_w, im_h, net_w, net_h, letterbox)
-        if nms > 0 and len(boxes_a):
+        if not boxes:
+            return (np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
+                    np.zeros((0, classes), np.float32))  # fmt: skip
+        return (np.concatenate(boxes).astype(np.float32, copy=False),
+                np.concatenate(objs).astype(np.float32, copy=False),
+                np.concatenate(probs).astype(np.float32, copy=False))  # fmt: skip
+
+    def finish(self, boxes, objs, probs, im_w, im_h, thresh, nms, names):
+        """NMS of the last head's nms_kind (test_detector), then one Detection per (box, class),
+        listed in the order darknet's dets array has after NMS (its -out JSON order)."""
+        probs = np.array(probs, np.float32)  # nms zeroes probs in place: keep the caller's
+        if nms > 0 and len(boxes):
             last = self.layers[self.heads[-1]]
             kind = getattr(last, "nms_kind", "default")
             beta = getattr(last, "beta_nms", 0.6)
-            order = postprocess.nms(boxes_a, objs_a, probs_a, nms, kind, beta)
-            boxes_a, probs_a = boxes_a[order], probs_a[order]  # darknet's final dets order
-        return postprocess.to_detections(boxes_a, probs_a, im_w, im_h, names, thresh)
+            order = postprocess.nms(boxes, objs, probs, nms, kind, beta)
+            boxes, probs = boxes[order], probs[order]
+        return postprocess.to_detections(boxes, probs, im_w, im_h, names, thresh)
 
 
 def load(cfg_path: str | Path, weights_path: str | Path | None = None) -> Network:
