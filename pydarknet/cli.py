@@ -131,6 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pydarknet: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # stdout's reader went away (`pydarknet detect ... | head`): stop quietly, like cat
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

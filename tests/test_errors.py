@@ -168,3 +168,15 @@ def test_console_entry_point_exit_code(tiny):
     assert proc.returncode == 1
     assert proc.stderr.strip().startswith("pydarknet: error: missing.png")
     assert proc.stdout == ""
+
+
+def test_closed_stdout_pipe_is_quiet(tiny):
+    cfg, weights, img = tiny
+    proc = subprocess.Popen([sys.executable, "-m", "pydarknet", "detect", str(cfg),
+                             *[str(img)] * 40, "--weights", str(weights), "--no-draw",
+                             "--thresh", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    proc.stdout.read(10)
+    proc.stdout.close()  # like `| head -c 10`
+    err = proc.stderr.read().decode()
+    assert proc.wait() in (0, 141)
+    assert "Traceback" not in err, err
