@@ -8,7 +8,7 @@ import pytest
 
 def opencv_heads(cfg, weights, x: np.ndarray) -> list[np.ndarray]:
     """The raw map fed into each [yolo]/[region] layer, computed by cv2.dnn, in cfg order."""
-    cv2 = pytest.importorskip("cv2")
+    import cv2
     if not hasattr(cv2, "dnn") or not hasattr(cv2.dnn, "readNetFromDarknet"):
         pytest.fail(f"OpenCV {cv2.__version__} has no Darknet importer; the test extra pins <5")
     net = cv2.dnn.readNetFromDarknet(str(cfg), str(weights))

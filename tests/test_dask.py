@@ -7,8 +7,6 @@ import json
 
 import pytest
 
-pytest.importorskip("dask.distributed", reason="needs dask[distributed] (the test extra)")
-
 from dask.distributed import Client, LocalCluster  # noqa: E402
 
 from pydarknet import distributed  # noqa: E402
