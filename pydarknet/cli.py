@@ -439,9 +439,30 @@ def cmd_map(args: argparse.Namespace) -> int:
     return _map_coco(args, det)
 
 
+def _evaluated(det, paths: list[str], batch: int):
+    """Detection results for `map`, in order, with a progress bar and images/s on stderr; an
+    unreadable image is an error (a score over a partial set would mislead)."""
+    from .pipeline import detect_paths
+
+    bar = _progress(len(paths), "img")
+    t0 = time.perf_counter()
+    try:
+        for r in detect_paths(det, paths, batch=batch, keep_images=False):
+            if bar is not None:
+                bar.update(1)
+            if r.error is not None:
+                raise DarknetError(r.error)
+            yield r
+    finally:
+        if bar is not None:
+            bar.close()
+    elapsed = max(time.perf_counter() - t0, 1e-9)
+    print(f"pydarknet: {len(paths)} images in {elapsed:.2f} s: {len(paths) / elapsed:.2f} images/s",
+          file=sys.stderr)  # fmt: skip
+
+
 def _map_darknet(args, det) -> int:
     from . import evaluate, labels
-    from .pipeline import detect_paths
 
     opts = evaluate.read_data_file(args.data)
     if "valid" not in opts:
@@ -451,22 +472,9 @@ def _map_darknet(args, det) -> int:
     if not paths:
         raise DarknetError(f"{listing}: lists no images")
     dets, truths = [], []
-    bar = _progress(len(paths), "img")
-    t0 = time.perf_counter()
-    try:
-        for r in detect_paths(det, paths, batch=args.batch, keep_images=False):
-            if bar is not None:
-                bar.update(1)
-            if r.error is not None:
-                raise DarknetError(r.error)
-            truths.append(labels.read_labels(labels.label_path(r.source), det.classes))
-            dets.append(r.detections)
-    finally:
-        if bar is not None:
-            bar.close()
-    elapsed = time.perf_counter() - t0
-    print(f"pydarknet: {len(paths)} images in {elapsed:.2f} s: {len(paths) / elapsed:.2f} images/s",
-          file=sys.stderr)  # fmt: skip
+    for r in _evaluated(det, paths, args.batch):
+        truths.append(labels.read_labels(labels.label_path(r.source), det.classes))
+        dets.append(r.detections)
     res = evaluate.darknet_map(dets, truths, det.classes, det.names, args.iou_thresh,
                                args.points, args.thresh)  # fmt: skip
     print(res.report())
@@ -475,7 +483,6 @@ def _map_darknet(args, det) -> int:
 
 def _map_coco(args, det) -> int:
     from . import evaluate
-    from .pipeline import detect_paths
 
     gt = evaluate.load_annotations(args.annotations)
     paths = expand_inputs([args.images])
@@ -491,24 +498,11 @@ def _map_coco(args, det) -> int:
         )
     results: list[dict] = []
     ids = []
-    bar = _progress(len(found), "img")
-    t0 = time.perf_counter()
-    try:
-        for r in detect_paths(det, list(found), batch=args.batch, keep_images=False):
-            if bar is not None:
-                bar.update(1)
-            if r.error is not None:
-                raise DarknetError(r.error)
-            record = found[r.source]
-            evaluate.check_image_size(record, r.source, r.size, args.annotations)
-            ids.append(record["id"])
-            results += evaluate.coco_results(record["id"], r.detections, cats)
-    finally:
-        if bar is not None:
-            bar.close()
-    elapsed = time.perf_counter() - t0
-    print(f"pydarknet: {len(ids)} images in {elapsed:.2f} s: {len(ids) / elapsed:.2f} images/s",
-          file=sys.stderr)  # fmt: skip
+    for r in _evaluated(det, list(found), args.batch):
+        record = found[r.source]
+        evaluate.check_image_size(record, r.source, r.size, args.annotations)
+        ids.append(record["id"])
+        results += evaluate.coco_results(record["id"], r.detections, cats)
     out = Path(args.out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
