@@ -419,6 +419,165 @@ def winograd_output(m, ty0, ty1, tw, f0, f1, out):
                     top[2 * whole] = y00
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def winograd_weights(g, out):
+    """U = G g G^T of every 3x3 kernel: g (k, 9) -> out (16, k), summed in float64.
+    G's rows: 1 0 0 / 1/2 1/2 1/2 / 1/2 -1/2 1/2 / 0 0 1."""
+    t = np.empty((4, 3))
+    for q in range(g.shape[0]):
+        for j in range(3):  # G g: column j of the kernel
+            a0, a1, a2 = np.float64(g[q, j]), np.float64(g[q, 3 + j]), np.float64(g[q, 6 + j])
+            t[0, j] = a0
+            t[1, j] = (a0 + a1 + a2) / 2.0
+            t[2, j] = (a0 - a1 + a2) / 2.0
+            t[3, j] = a2
+        for i in range(4):  # (G g) G^T: row i
+            a0, a1, a2 = t[i, 0], t[i, 1], t[i, 2]
+            out[4 * i, q] = a0
+            out[4 * i + 1, q] = (a0 + a1 + a2) / 2.0
+            out[4 * i + 2, q] = (a0 - a1 + a2) / 2.0
+            out[4 * i + 3, q] = a2
+
+
+# Winograd F(4x4, 3x3): 6x6 input tiles, 36 products per 4x4 output tile (im2col: 144), for
+# larger maps. Interpolation points 0, +-1, +-2 and infinity (Lavin & Gray 2016, section 4.2).
+@njit(cache=True, inline="always")
+def _bt6(a0, a1, a2, a3, a4, a5):
+    """B^T a for F(4,3): the rows 4 0 -5 0 1 0 / 0 -4 -4 1 1 0 / 0 4 -4 -1 1 0 /
+    0 -2 -1 2 1 0 / 0 2 -1 -2 1 0 / 0 4 0 -5 0 1."""
+    p, q = a4 - 4.0 * a2, a3 - 4.0 * a1
+    r, s = a4 - a2, 2.0 * (a3 - a1)
+    return 4.0 * a0 - 5.0 * a2 + a4, p + q, p - q, r + s, r - s, 4.0 * a1 - 5.0 * a3 + a5
+
+
+@njit(cache=True, inline="always")
+def _at6(m0, m1, m2, m3, m4, m5):
+    """A^T m for F(4,3): the rows 1 1 1 1 1 0 / 0 1 -1 2 -2 0 / 0 1 1 4 4 0 / 0 1 -1 8 -8 1."""
+    s, d = m1 + m2, m1 - m2
+    s2, d2 = m3 + m4, m3 - m4
+    return m0 + s + s2, d + 2.0 * d2, s + 4.0 * s2, d + 8.0 * d2 + m5
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _phases(src, pad, dst):
+    """dst (4, n) <- src by column phase: dst[p, t] = src[4t + p - pad], zero outside src.
+    The tile transforms then read whole vectors where a tile's columns are 4 apart."""
+    w, n = src.shape[0], dst.shape[1]
+    t_lo = min(n, (pad + 3) // 4)  # first t whose four columns are all >= 0
+    t_hi = max(t_lo, min(n, (w + pad - 4) // 4 + 1))  # past the last whose four are all < w
+    d0, d1, d2, d3 = dst[0], dst[1], dst[2], dst[3]
+    for t in range(t_lo, t_hi):
+        j = 4 * t - pad
+        d0[t], d1[t], d2[t], d3[t] = src[j], src[j + 1], src[j + 2], src[j + 3]
+    for t in range(t_lo):  # the edges, column by column
+        for p in range(4):
+            j = 4 * t + p - pad
+            dst[p, t] = src[j] if 0 <= j < w else 0.0
+    for t in range(t_hi, n):
+        for p in range(4):
+            j = 4 * t + p - pad
+            dst[p, t] = src[j] if 0 <= j < w else 0.0
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def winograd4_input(x, pad, ty0, ty1, tw, out):
+    """Tile rows ty0..ty1 of x (c, h, w) -> out (c, 36, (ty1-ty0)*tw): B^T d B of each 6x6
+    tile d, element 6i+j of a tile at row i, column j.
+
+    Tile (ty, tx) reads input rows 4ty-pad..4ty-pad+5 and columns 4tx-pad..4tx-pad+5, zero
+    outside the image, as the convolution's padding does.
+    """
+    c, h, w = x.shape
+    rows = np.zeros((6, 4, tw + 1), np.float32)  # six input rows by column phase (_phases)
+    cols = np.empty((6, 4, tw + 1), np.float32)  # B^T applied down each column of them
+    flat_rows = rows.reshape(6, -1)
+    flat_cols = cols.reshape(6, -1)
+    for ch in range(c):
+        dst = out[ch]
+        for ty in range(ty0, ty1):
+            for r in range(6):
+                iy = 4 * ty - pad + r
+                if 0 <= iy < h:
+                    _phases(x[ch, iy], pad, rows[r])
+                else:
+                    flat_rows[r, :] = 0.0
+            d0, d1, d2 = flat_rows[0], flat_rows[1], flat_rows[2]
+            d3, d4, d5 = flat_rows[3], flat_rows[4], flat_rows[5]
+            b0, b1, b2 = flat_cols[0], flat_cols[1], flat_cols[2]
+            b3, b4, b5 = flat_cols[3], flat_cols[4], flat_cols[5]
+            for j in range(flat_rows.shape[1]):
+                b0[j], b1[j], b2[j], b3[j], b4[j], b5[j] = _bt6(
+                    d0[j], d1[j], d2[j], d3[j], d4[j], d5[j]
+                )
+            k0 = (ty - ty0) * tw
+            for i in range(6):
+                p0, p1, p2, p3 = cols[i, 0], cols[i, 1], cols[i, 2], cols[i, 3]
+                e = 6 * i
+                r0, r1, r2 = dst[e, k0 : k0 + tw], dst[e + 1, k0 : k0 + tw], dst[e + 2, k0 : k0 + tw]
+                r3, r4, r5 = dst[e + 3, k0 : k0 + tw], dst[e + 4, k0 : k0 + tw], dst[e + 5, k0 : k0 + tw]
+                for t in range(tw):
+                    r0[t], r1[t], r2[t], r3[t], r4[t], r5[t] = _bt6(
+                        p0[t], p1[t], p2[t], p3[t], p0[t + 1], p1[t + 1]
+                    )
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def winograd4_output(m, ty0, ty1, tw, f0, f1, out):
+    """Tiles of filters f0..f1 (m's filter axis starts at f0): m (f1-f0, 36, (ty1-ty0)*tw) ->
+    rows 4*ty0..4*ty1 of out (n, out_h, out_w) as A^T m A; outputs past the map's edge are
+    dropped."""
+    _, out_h, out_w = out.shape
+    half = np.empty((24, tw), np.float32)  # A^T applied down the tiles' columns
+    rows = np.empty((4, 4, tw), np.float32)  # [a, b, t]: output row a, column 4t + b
+    whole = out_w // 4  # tiles whose four columns are inside
+    for f in range(f0, f1):
+        mq = m[f - f0]
+        for ty in range(ty0, ty1):
+            k0 = (ty - ty0) * tw
+            for j in range(6):  # column j of every tile: rows 6i+j, i = 0..5
+                m0, m1, m2 = mq[j, k0 : k0 + tw], mq[6 + j, k0 : k0 + tw], mq[12 + j, k0 : k0 + tw]
+                m3, m4, m5 = mq[18 + j, k0 : k0 + tw], mq[24 + j, k0 : k0 + tw], mq[30 + j, k0 : k0 + tw]
+                h0, h1, h2, h3 = half[j], half[6 + j], half[12 + j], half[18 + j]
+                for t in range(tw):
+                    h0[t], h1[t], h2[t], h3[t] = _at6(m0[t], m1[t], m2[t], m3[t], m4[t], m5[t])
+            for a in range(min(4, out_h - 4 * ty)):  # output row a of every tile
+                g0, g1, g2 = half[6 * a], half[6 * a + 1], half[6 * a + 2]
+                g3, g4, g5 = half[6 * a + 3], half[6 * a + 4], half[6 * a + 5]
+                c0, c1, c2, c3 = rows[a, 0], rows[a, 1], rows[a, 2], rows[a, 3]
+                for t in range(tw):
+                    c0[t], c1[t], c2[t], c3[t] = _at6(g0[t], g1[t], g2[t], g3[t], g4[t], g5[t])
+                dst = out[f, 4 * ty + a]
+                for t in range(whole):
+                    j = 4 * t
+                    dst[j], dst[j + 1], dst[j + 2], dst[j + 3] = c0[t], c1[t], c2[t], c3[t]
+                for j in range(4 * whole, out_w):
+                    dst[j] = rows[a, j - 4 * whole, whole]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def winograd4_weights(g, out):
+    """U = G g G^T of every 3x3 kernel: g (k, 9) -> out (36, k), summed in float64.
+    G's rows: 1/4 0 0 / -1/6 -1/6 -1/6 / -1/6 1/6 -1/6 / 1/24 1/12 1/6 / 1/24 -1/12 1/6 / 0 0 1."""
+    t = np.empty((6, 3))
+    for q in range(g.shape[0]):
+        for j in range(3):  # G g: column j of the kernel
+            a0, a1, a2 = np.float64(g[q, j]), np.float64(g[q, 3 + j]), np.float64(g[q, 6 + j])
+            t[0, j] = a0 / 4.0
+            t[1, j] = -(a0 + a1 + a2) / 6.0
+            t[2, j] = -(a0 - a1 + a2) / 6.0
+            t[3, j] = a0 / 24.0 + a1 / 12.0 + a2 / 6.0
+            t[4, j] = a0 / 24.0 - a1 / 12.0 + a2 / 6.0
+            t[5, j] = a2
+        for i in range(6):  # (G g) G^T: row i
+            a0, a1, a2 = t[i, 0], t[i, 1], t[i, 2]
+            out[6 * i, q] = a0 / 4.0
+            out[6 * i + 1, q] = -(a0 + a1 + a2) / 6.0
+            out[6 * i + 2, q] = -(a0 - a1 + a2) / 6.0
+            out[6 * i + 3, q] = a0 / 24.0 + a1 / 12.0 + a2 / 6.0
+            out[6 * i + 4, q] = a0 / 24.0 - a1 / 12.0 + a2 / 6.0
+            out[6 * i + 5, q] = a2
+
+
 # --- zoo layers ---
 # Kernels of the layers beyond the YOLOv3/v4 core (layers_more.py). Sums run in darknet's order,
 # one float32 accumulator each, so results match the C loops bit for bit where C is sequential.

@@ -23,6 +23,8 @@ Shape = tuple[int, int, int]  # (c, h, w)
 
 # Floats of im2col matrix per convolution step (1 << 20 = 4 MB, in L3 with the GEMM's panels).
 CHUNK_FLOATS = 1 << 20
+# Fewest Winograd tiles per step: narrower GEMMs run well under BLAS's peak.
+MIN_TILES = 96
 
 
 def _rows_per_step(total: int, per_row: int, slots: int) -> int:
@@ -302,10 +304,12 @@ class Convolutional(Layer):
 
     def workspace(self, prev: Shape, out: Shape) -> int:
         slots = threads.num_threads()
-        if self.use_winograd(out):
-            th, tw = -(-out[1] // 2), -(-out[2] // 2)
-            per_row = 16 * (prev[0] + out[0]) * tw  # transformed input and GEMM output
-            return max(slots * per_row * _rows_per_step(th, per_row, slots), per_row * th)
+        tile = self.winograd_tile(out)
+        if tile:
+            th, tw = -(-out[1] // tile), -(-out[2] // tile)
+            per_row = (tile + 2) ** 2 * (prev[0] + out[0]) * tw  # transformed input, GEMM output
+            rows = max(_rows_per_step(th, per_row, slots), -(-MIN_TILES // tw))
+            return max(slots * per_row * rows, per_row * th)
         if self.direct:
             return 0
         # one im2col step per pool thread (>= the whole matrix when it is cut in fewer steps)
@@ -314,39 +318,50 @@ class Convolutional(Layer):
 
     @property
     def winograd(self) -> bool:
-        """3x3, stride 1, undilated, one group, >= 64 input channels: Winograd F(2x2, 3x3)
-        instead of im2col (with fewer channels its 16 small GEMMs lose to one im2col GEMM).
-        Measured per layer with `pydarknet bench --layers` on yolov3/v4-tiny and yolov4-csp."""
+        """3x3, stride 1, undilated, one group: Winograd can replace im2col."""
         return (self.size == 3 and self.stride_x == 1 and self.stride_y == 1
-                and self.dilation == 1 and self.groups == 1 and self.c >= 64)  # fmt: skip
+                and self.dilation == 1 and self.groups == 1)  # fmt: skip
 
-    def use_winograd(self, out: Shape) -> bool:
-        """Winograd for this output size: not on maps of under 64 tiles when U = G g G^T is over
-        16 MB (yolov3-tiny's 13x13x1024 layer), where reading the weights is the cost."""
+    def winograd_tile(self, out: Shape) -> int:
+        """Output tile m of Winograd F(m x m, 3x3) for this output size, or 0 for im2col.
+
+        Products per output: F(4x4) 2.25, F(2x2) 4, im2col 9; but F(4x4)'s transforms cost
+        more per channel and its GEMMs have a quarter of the columns. It pays on maps of >= 36
+        4x4 tiles from 16 input channels; F(2x2) pays on smaller maps from 64 channels, except
+        under 64 tiles when U = G g G^T is over 16 MB (yolov3-tiny's 13x13x1024 layer: reading
+        U is the cost, and it would double the model's memory). Measured per layer, 1 and 2
+        threads, with `pydarknet bench --layers` on yolov3-tiny, yolov4-tiny and yolov4-csp."""
+        if not self.winograd:
+            return 0
+        n, c = self.filters, self.c
+        if c >= 16 and -(-out[1] // 4) * -(-out[2] // 4) >= 36:
+            return 4
         tiles = -(-out[1] // 2) * -(-out[2] // 2)
-        return self.winograd and (tiles >= 64 or 16 * self.filters * self.c <= 1 << 22)
+        if c >= 64 and (tiles >= 64 or 16 * n * c <= 1 << 22):
+            return 2
+        return 0
 
-    def winograd_weights(self) -> np.ndarray:
-        """U = G g G^T of every (filter, channel) 3x3 kernel g: (16, n, c), made once, in float64."""
+    def winograd_weights(self, tile: int) -> np.ndarray:
+        """U = G g G^T of every (filter, channel) 3x3 kernel g: ((tile+2)^2, n, c), made once
+        per tile size (summed in float64) and again when new weights are loaded."""
         made = getattr(self, "_winograd_u", None)
-        if made is None or made[0] is not self.weights:  # new weights loaded: make it again
-            G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])  # noqa: N806
-            kron = np.einsum("ai,bj->ijab", G, G).reshape(9, 16)  # g (9,) @ kron = G g G^T (16,)
-            g = self.weights.reshape(-1, 9)  # (n*c, 9)
-            u = np.empty((g.shape[0], 16), np.float32)
-            for s in range(0, g.shape[0], 65536):  # in float64, a block at a time
-                u[s : s + 65536] = g[s : s + 65536].astype(np.float64) @ kron
-            u = u.reshape(self.filters, self.c, 16).transpose(2, 0, 1)  # (16, n, c)
-            self._winograd_u = (self.weights, np.ascontiguousarray(u))
-        return self._winograd_u[1]
+        if made is None or made[0] is not self.weights:
+            made = self._winograd_u = (self.weights, {})
+        if tile not in made[1]:
+            g = self.weights.reshape(-1, 9)
+            u = np.empty(((tile + 2) ** 2, g.shape[0]), np.float32)
+            (kernels.winograd4_weights if tile == 4 else kernels.winograd_weights)(g, u)
+            made[1][tile] = u.reshape(-1, self.filters, self.c)
+        return made[1][tile]
 
     def flops(self, prev: Shape, out: Shape) -> float:
         # convolutional_layer.c: bflops = 2 * n * size*size*c/groups * out_h*out_w
         return 2.0 * self.filters * self.size * self.size * self.c / self.groups * out[1] * out[2]
 
     def forward(self, x, outputs, out, ws):
-        if self.use_winograd(out.shape[1:]):
-            return self._forward_winograd(x, out, ws)
+        tile = self.winograd_tile(out.shape[1:])
+        if tile:
+            return self._forward_winograd(x, out, ws, tile)
         c, h, w = x.shape[1:]
         n, out_h, out_w = out.shape[1:]
         g, size, act = self.groups, self.size, self.activation
@@ -402,16 +417,23 @@ class Convolutional(Layer):
             pool.run(by_filters, -(-n // fstep))
         return out
 
-    def _forward_winograd(self, x, out, ws):
-        """Tile rows (or, on small maps, filters) in steps over the pool: input transform,
-        16 GEMMs U[i] @ V[i], output transform, bias + activation (kernels.winograd_*)."""
+    def _forward_winograd(self, x, out, ws, tile):
+        """Winograd F(tile x tile, 3x3), tile rows (or, on small maps, filters) in steps over the
+        pool: input transform, (tile+2)^2 GEMMs U[i] @ V[i], output transform, bias +
+        activation (kernels.winograd*_input/output)."""
         c, n = x.shape[1], out.shape[1]
         out_h, out_w = out.shape[2:]
-        th, tw = -(-out_h // 2), -(-out_w // 2)  # 2x2 output tiles
-        u, pad, act = self.winograd_weights(), self.padding, self.activation
+        th, tw = -(-out_h // tile), -(-out_w // tile)
+        a = (tile + 2) ** 2  # transformed values per tile
+        if tile == 4:
+            transform_input, transform_output = kernels.winograd4_input, kernels.winograd4_output
+        else:
+            transform_input, transform_output = kernels.winograd_input, kernels.winograd_output
+        u, pad, act = self.winograd_weights(tile), self.padding, self.activation
         pool = threads.pool()
-        per_row = 16 * (c + n) * tw
-        rows = _rows_per_step(th, per_row, pool.size)
+        per_row = a * (c + n) * tw
+        # steps of tile rows, but of >= MIN_TILES tiles: the GEMMs' width
+        rows = max(_rows_per_step(th, per_row, pool.size), -(-MIN_TILES // tw))
         steps = -(-th // rows)
         for b in range(x.shape[0]):
             y = out[b].reshape(n, out_h * out_w)
@@ -420,29 +442,36 @@ class Convolutional(Layer):
                 ty0, ty1 = i * rows, min(th, (i + 1) * rows)
                 t = (ty1 - ty0) * tw
                 base = slot * per_row * rows
-                v = ws[base : base + 16 * c * t].reshape(c, 16, t)
-                m = ws[base + 16 * c * t : base + 16 * (c + n) * t].reshape(n, 16, t)
-                kernels.winograd_input(x[b], pad, ty0, ty1, tw, v)
+                v = ws[base : base + a * c * t].reshape(c, a, t)
+                m = ws[base + a * c * t : base + a * (c + n) * t].reshape(n, a, t)
+                transform_input(x[b], pad, ty0, ty1, tw, v)
                 np.matmul(u, v.transpose(1, 0, 2), out=m.transpose(1, 0, 2))
-                kernels.winograd_output(m, ty0, ty1, tw, 0, n, out[b])
-                kernels.bias_activate(y, self.biases, act, 2 * ty0 * out_w,
-                                      min(out_h, 2 * ty1) * out_w)  # fmt: skip
+                transform_output(m, ty0, ty1, tw, 0, n, out[b])
+                kernels.bias_activate(y, self.biases, act, tile * ty0 * out_w,
+                                      min(out_h, tile * ty1) * out_w)  # fmt: skip
 
             if steps >= pool.size or n < 32 * pool.size:
                 pool.run(by_rows, steps)
                 continue
+            # small maps: the whole map's input transform split by channels, then the filters
             t = th * tw
-            v = ws[: 16 * c * t].reshape(c, 16, t)
-            kernels.winograd_input(x[b], pad, 0, th, tw, v)
+            v = ws[: a * c * t].reshape(c, a, t)
+            cstep = -(-c // pool.size)
+
+            def by_channels(i, slot):
+                c0, c1 = i * cstep, min(c, (i + 1) * cstep)
+                transform_input(x[b, c0:c1], pad, 0, th, tw, v[c0:c1])
+
+            pool.run(by_channels, -(-c // cstep))
             parts = 2 * pool.size if n >= 64 * pool.size else pool.size
             fstep = -(-n // parts)
 
             def by_filters(i, slot):
                 f0, f1 = i * fstep, min(n, (i + 1) * fstep)
-                start = 16 * c * t + 16 * f0 * t
-                m = ws[start : start + 16 * (f1 - f0) * t].reshape(f1 - f0, 16, t)
+                start = a * c * t + a * f0 * t
+                m = ws[start : start + a * (f1 - f0) * t].reshape(f1 - f0, a, t)
                 np.matmul(u[:, f0:f1], v.transpose(1, 0, 2), out=m.transpose(1, 0, 2))
-                kernels.winograd_output(m, 0, th, tw, f0, f1, out[b])
+                transform_output(m, 0, th, tw, f0, f1, out[b])
                 kernels.bias_activate(y[f0:f1], self.biases[f0:f1], act, 0, out_h * out_w)
 
             pool.run(by_filters, -(-n // fstep))

@@ -658,3 +658,53 @@ def conv2d(x, weights, bias, stride, pad, dilation=1):
                       kx * dilation : kx * dilation + stride * (ow - 1) + 1 : stride]  # fmt: skip
             out += _np.einsum("nc,chw->nhw", weights[:, :, ky, kx].astype(_np.float64), taps)
     return out + _np.asarray(bias, _np.float64)[:, None, None]
+
+
+# -- Winograd twins: the transforms as the matrices of Lavin & Gray (2016), in float64 ----------
+WINOGRAD = {
+    2: (_np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], float),
+        _np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]),
+        _np.array([[1, 1, 1, 0], [0, 1, -1, -1]], float)),
+    4: (_np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                  [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], float),
+        _np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                  [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]),
+        _np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
+                  [0, 1, -1, 8, -8, 1]], float)),
+}  # tile m -> (B^T, G, A^T)  # fmt: skip
+
+
+def winograd_input(x, pad, ty0, ty1, tw, m):
+    """(c, (m+2)^2, tiles): B^T d B of every (m+2)x(m+2) input tile d, zero outside x."""
+    bt = WINOGRAD[m][0]
+    c, h, w = x.shape
+    a = m + 2
+    padded = _np.zeros((c, h + 2 * pad + a * (ty1 + tw), w + 2 * pad + a * tw + a))
+    padded[:, pad : pad + h, pad : pad + w] = x
+    out = _np.zeros((c, a * a, (ty1 - ty0) * tw))
+    for ty in range(ty0, ty1):
+        for tx in range(tw):
+            d = padded[:, m * ty : m * ty + a, m * tx : m * tx + a]
+            out[:, :, (ty - ty0) * tw + tx] = (bt @ d @ bt.T).reshape(c, a * a)
+    return out
+
+
+def winograd_weights(g, m):
+    """((m+2)^2, k): G g G^T of every 3x3 kernel of g (k, 9)."""
+    gm = WINOGRAD[m][1]
+    u = gm @ g.reshape(-1, 3, 3).astype(_np.float64) @ gm.T
+    return u.reshape(len(g), -1).T
+
+
+def winograd_output(mm, ty0, ty1, tw, m, out_h, out_w):
+    """(f, rows, out_w): A^T M A of every tile of mm (f, (m+2)^2, tiles), cut at the map's edge;
+    rows = the output rows of tile rows ty0..ty1."""
+    at = WINOGRAD[m][1 + 1]
+    f, a = mm.shape[0], m + 2
+    full = _np.zeros((f, m * (ty1 - ty0), m * tw))
+    for k in range((ty1 - ty0) * tw):
+        ty, tx = divmod(k, tw)
+        y = at @ mm[:, :, k].reshape(f, a, a).astype(_np.float64) @ at.T
+        full[:, m * ty : m * ty + m, m * tx : m * tx + m] = y
+    rows = min(out_h, m * ty1) - m * ty0
+    return full[:, :rows, :out_w]

@@ -190,6 +190,90 @@ def test_winograd_agrees_with_im2col(tmp_path, monkeypatch):
     assert np.abs(fast - plain).max() <= 1e-5 * np.abs(plain).max()
 
 
+# -- Winograd transforms against their matrix twins ------------------------------------------
+_WINOGRAD = {2: (kernels.winograd_input, kernels.winograd_weights, kernels.winograd_output),
+             4: (kernels.winograd4_input, kernels.winograd4_weights, kernels.winograd4_output)}
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("c,h,w,pad,ty0,ty1", [(3, 9, 11, 1, 0, 3), (2, 8, 8, 0, 0, 2),
+                                               (2, 1, 1, 1, 0, 1), (3, 13, 7, 1, 1, 3),
+                                               (1, 26, 27, 1, 2, 7), (2, 5, 4, 2, 0, 2)])  # fmt: skip
+def test_winograd_input_transform_matches_matrix_twin(m, c, h, w, pad, ty0, ty1):
+    out_w = w + 2 * pad - 2
+    tw = -(-out_w // m)
+    x = rand((c, h, w), seed=h * w)
+    got = np.full((c, (m + 2) ** 2, (ty1 - ty0) * tw), np.nan, _F)
+    _WINOGRAD[m][0](x, pad, ty0, ty1, tw, got)
+    want = reference.winograd_input(x, pad, ty0, ty1, tw, m)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_winograd_weight_transform_matches_matrix_twin(m):
+    g = rand((37, 9), seed=7)
+    got = np.empty(((m + 2) ** 2, 37), _F)
+    _WINOGRAD[m][1](g, got)
+    np.testing.assert_allclose(got, reference.winograd_weights(g, m), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("out_h,out_w,ty0,ty1,f0,f1", [(9, 11, 0, 3, 0, 3), (8, 8, 1, 2, 2, 5),
+                                                       (1, 1, 0, 1, 0, 2), (13, 13, 2, 4, 1, 4),
+                                                       (6, 3, 0, 2, 0, 1)])  # fmt: skip
+def test_winograd_output_transform_matches_matrix_twin(m, out_h, out_w, ty0, ty1, f0, f1):
+    tw = -(-out_w // m)
+    if ty1 > -(-out_h // m):
+        pytest.skip("tile rows past this map")  # never reached: the cases fit their maps
+    mm = rand((f1 - f0, (m + 2) ** 2, (ty1 - ty0) * tw), seed=out_h)
+    got = np.full((6, out_h, out_w), np.nan, _F)
+    _WINOGRAD[m][2](mm, ty0, ty1, tw, f0, f1, got)
+    want = reference.winograd_output(mm, ty0, ty1, tw, m, out_h, out_w)
+    rows = slice(m * ty0, min(out_h, m * ty1))
+    np.testing.assert_allclose(got[f0:f1, rows], want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    untouched = np.ones(got.shape, bool)
+    untouched[f0:f1, rows] = False
+    assert np.isnan(got[untouched]).all()  # nothing written outside its filters and rows
+
+
+@pytest.mark.parametrize("tile", [0, 2, 4])
+@pytest.mark.parametrize("threads_n", [1, 2])
+@pytest.mark.parametrize("c,h,w,filters,pad", [(16, 1, 1, 5, 1), (16, 3, 2, 9, 1), (32, 7, 5, 70, 1),
+                                               (17, 30, 25, 8, 1), (20, 11, 9, 64, 0),
+                                               (33, 45, 38, 130, 1)])  # fmt: skip
+def test_every_3x3_path_matches_the_direct_twin(tmp_path, monkeypatch, tile, threads_n, c, h, w,
+                                                filters, pad):  # fmt: skip
+    """im2col, F(2x2, 3x3) and F(4x4, 3x3) forced on every shape, in row and filter steps."""
+    monkeypatch.setattr(pydarknet.layers.Convolutional, "winograd_tile", lambda self, out: tile)
+    before = threads.num_threads()
+    threads.set_num_threads(threads_n)
+    try:
+        net = _conv_net(tmp_path, c, h, w, filters, 3, 1, pad)
+        x = rand((2, c, h, w), seed=c)
+        (got,) = net.forward(x)
+    finally:
+        threads.set_num_threads(before)
+    for b in range(2):
+        want = _twin(net, x[b : b + 1])
+        assert np.abs(got[b] - want).max() <= 2e-5 * max(np.abs(want).max(), 1.0)
+
+
+def test_winograd_tile_choice():
+    from pydarknet.layers import Convolutional
+
+    conv = Convolutional.__new__(Convolutional)
+    conv.size, conv.stride_x, conv.stride_y, conv.dilation, conv.groups = 3, 1, 1, 1, 1
+    conv.c, conv.filters = 64, 64
+    assert conv.winograd_tile((64, 104, 104)) == 4  # a big map: F(4x4)
+    assert conv.winograd_tile((64, 13, 13)) == 2  # 16 4x4 tiles: F(2x2)
+    conv.c = 3
+    assert conv.winograd_tile((64, 104, 104)) == 0  # three channels: im2col
+    conv.c, conv.filters = 512, 1024
+    assert conv.winograd_tile((1024, 13, 13)) == 0  # U over 16 MB for 49 tiles: im2col
+    conv.c, conv.stride_x, conv.stride_y = 64, 2, 2
+    assert conv.winograd_tile((64, 104, 104)) == 0  # stride 2: im2col
+
+
 # -- memory plan ------------------------------------------------------------------------------
 @pytest.mark.parametrize("name,h,w,n", [("yolov4-tiny", 160, 192, 1), ("yolov3-tiny", 96, 128, 1),
                                         ("yolov4-csp", 128, 96, 1), ("yolov4-tiny", 96, 96, 2),
