@@ -391,15 +391,11 @@ def _winograd_tile(m, q, k):
 
 
 @njit(cache=True, nogil=True)
-def winograd_output(m, ty0, ty1, tw, f0, f1, out, bias, code):
+def winograd_output(m, ty0, ty1, tw, f0, f1, out):
     """Tiles of filters f0..f1 (m's filter axis starts at f0): m (f1-f0, 16, (ty1-ty0)*tw) ->
-    rows 2*ty0..2*ty1 of out (n, out_h, out_w) as act(A^T m A + bias[f]) (bias_activate's
-    arithmetic, on each row pair while it is in L1); outputs past the map's edge are dropped."""
+    rows 2*ty0..2*ty1 of out (n, out_h, out_w); outputs past the map's edge are dropped."""
     _, out_h, out_w = out.shape
     whole = out_w // 2  # tiles whose two columns are inside
-    p = np.empty(_BLOCK, np.float32)
-    bits = np.empty(_BLOCK, np.int32)
-    scale = bits.view(np.float32)
     for f in range(f0, f1):
         q = f - f0
         for ty in range(ty0, ty1):
@@ -421,10 +417,6 @@ def winograd_output(m, ty0, ty1, tw, f0, f1, out, bias, code):
                 if whole < tw:
                     y00, y01, y10, y11 = _winograd_tile(m, q, k0 + whole)
                     top[2 * whole] = y00
-            for oy in range(2 * ty, min(out_h, 2 * ty + 2)):
-                for s in range(0, out_w, _BLOCK):
-                    seg = out[f, oy, s : min(s + _BLOCK, out_w)]
-                    _act_segment(seg, bias[f], code, p, bits, scale)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -530,14 +522,11 @@ def winograd4_input(x, pad, ty0, ty1, tw, out):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def winograd4_output(m, ty0, ty1, tw, f0, f1, out, bias, code):
+def winograd4_output(m, ty0, ty1, tw, f0, f1, out):
     """Tiles of filters f0..f1 (m's filter axis starts at f0): m (f1-f0, 36, (ty1-ty0)*tw) ->
-    rows 4*ty0..4*ty1 of out (n, out_h, out_w) as act(A^T m A + bias[f]) (bias_activate's
-    arithmetic, on each row while it is in L1); outputs past the map's edge are dropped."""
+    rows 4*ty0..4*ty1 of out (n, out_h, out_w) as A^T m A; outputs past the map's edge are
+    dropped."""
     _, out_h, out_w = out.shape
-    p = np.empty(_BLOCK, np.float32)
-    bits = np.empty(_BLOCK, np.int32)
-    scale = bits.view(np.float32)
     half = np.empty((24, tw), np.float32)  # A^T applied down the tiles' columns
     rows = np.empty((4, 4, tw), np.float32)  # [a, b, t]: output row a, column 4t + b
     whole = out_w // 4  # tiles whose four columns are inside
@@ -563,8 +552,6 @@ def winograd4_output(m, ty0, ty1, tw, f0, f1, out, bias, code):
                     dst[j], dst[j + 1], dst[j + 2], dst[j + 3] = c0[t], c1[t], c2[t], c3[t]
                 for j in range(4 * whole, out_w):
                     dst[j] = rows[a, j - 4 * whole, whole]
-                for s in range(0, out_w, _BLOCK):
-                    _act_segment(dst[s : min(s + _BLOCK, out_w)], bias[f], code, p, bits, scale)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -419,7 +419,7 @@ class Convolutional(Layer):
 
     def _forward_winograd(self, x, out, ws, tile):
         """Winograd F(tile x tile, 3x3), tile rows (or, on small maps, filters) in steps over the
-        pool: input transform, (tile+2)^2 GEMMs U[i] @ V[i], output transform with bias +
+        pool: input transform, (tile+2)^2 GEMMs U[i] @ V[i], output transform, bias +
         activation (kernels.winograd*_input/output)."""
         c, n = x.shape[1], out.shape[1]
         out_h, out_w = out.shape[2:]
@@ -436,6 +436,7 @@ class Convolutional(Layer):
         rows = max(_rows_per_step(th, per_row, pool.size), -(-MIN_TILES // tw))
         steps = -(-th // rows)
         for b in range(x.shape[0]):
+            y = out[b].reshape(n, out_h * out_w)
 
             def by_rows(i, slot):
                 ty0, ty1 = i * rows, min(th, (i + 1) * rows)
@@ -445,7 +446,9 @@ class Convolutional(Layer):
                 m = ws[base + a * c * t : base + a * (c + n) * t].reshape(n, a, t)
                 transform_input(x[b], pad, ty0, ty1, tw, v)
                 np.matmul(u, v.transpose(1, 0, 2), out=m.transpose(1, 0, 2))
-                transform_output(m, ty0, ty1, tw, 0, n, out[b], self.biases, act)
+                transform_output(m, ty0, ty1, tw, 0, n, out[b])
+                kernels.bias_activate(y, self.biases, act, tile * ty0 * out_w,
+                                      min(out_h, tile * ty1) * out_w)  # fmt: skip
 
             if steps >= pool.size or n < 32 * pool.size:
                 pool.run(by_rows, steps)
@@ -468,7 +471,8 @@ class Convolutional(Layer):
                 start = a * c * t + a * f0 * t
                 m = ws[start : start + a * (f1 - f0) * t].reshape(f1 - f0, a, t)
                 np.matmul(u[:, f0:f1], v.transpose(1, 0, 2), out=m.transpose(1, 0, 2))
-                transform_output(m, 0, th, tw, f0, f1, out[b], self.biases, act)
+                transform_output(m, 0, th, tw, f0, f1, out[b])
+                kernels.bias_activate(y[f0:f1], self.biases[f0:f1], act, 0, out_h * out_w)
 
             pool.run(by_filters, -(-n // fstep))
         return out
