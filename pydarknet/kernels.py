@@ -458,54 +458,41 @@ def _at6(m0, m1, m2, m3, m4, m5):
     return m0 + s + s2, d + 2.0 * d2, s + 4.0 * s2, d + 8.0 * d2 + m5
 
 
-@njit(cache=True, inline="always", error_model="numpy")
-def _phases(src, pad, dst):
-    """dst (4, n) <- src by column phase: dst[p, t] = src[4t + p - pad], zero outside src.
-    The tile transforms then read whole vectors where a tile's columns are 4 apart."""
-    w, n = src.shape[0], dst.shape[1]
-    t_lo = min(n, (pad + 3) // 4)  # first t whose four columns are all >= 0
-    t_hi = max(t_lo, min(n, (w + pad - 4) // 4 + 1))  # past the last whose four are all < w
-    d0, d1, d2, d3 = dst[0], dst[1], dst[2], dst[3]
-    for t in range(t_lo, t_hi):
-        j = 4 * t - pad
-        d0[t], d1[t], d2[t], d3[t] = src[j], src[j + 1], src[j + 2], src[j + 3]
-    for t in range(t_lo):  # the edges, column by column
-        for p in range(4):
-            j = 4 * t + p - pad
-            dst[p, t] = src[j] if 0 <= j < w else 0.0
-    for t in range(t_hi, n):
-        for p in range(4):
-            j = 4 * t + p - pad
-            dst[p, t] = src[j] if 0 <= j < w else 0.0
-
-
 @njit(cache=True, nogil=True, error_model="numpy")
 def winograd4_input(x, pad, ty0, ty1, tw, out):
     """Tile rows ty0..ty1 of x (c, h, w) -> out (c, 36, (ty1-ty0)*tw): B^T d B of each 6x6
     tile d, element 6i+j of a tile at row i, column j.
 
     Tile (ty, tx) reads input rows 4ty-pad..4ty-pad+5 and columns 4tx-pad..4tx-pad+5, zero
-    outside the image, as the convolution's padding does.
+    outside the image, as the convolution's padding does. Each input row is first split by
+    column phase, plane[r, p, t] = x[row r, column 4t + p - pad], so that the tile transforms,
+    whose columns are 4 apart, read whole vectors.
     """
     c, h, w = x.shape
-    rows = np.zeros((6, 4, tw + 1), np.float32)  # six input rows by column phase (_phases)
-    cols = np.empty((6, 4, tw + 1), np.float32)  # B^T applied down each column of them
-    flat_rows = rows.reshape(6, -1)
+    n = tw + 1
+    plane = np.empty((4 * (ty1 - ty0) + 2, 4, n), np.float32)
+    cols = np.empty((6, 4, n), np.float32)  # B^T applied down the columns of six plane rows
+    flat = plane.reshape(plane.shape[0], -1)
     flat_cols = cols.reshape(6, -1)
     for ch in range(c):
         dst = out[ch]
+        for r in range(plane.shape[0]):
+            iy = 4 * ty0 - pad + r
+            if 0 <= iy < h:
+                src, row = x[ch, iy], plane[r]
+                for t in range(n):
+                    for p in range(4):
+                        j = 4 * t + p - pad
+                        row[p, t] = src[j] if 0 <= j < w else 0.0
+            else:
+                flat[r, :] = 0.0
         for ty in range(ty0, ty1):
-            for r in range(6):
-                iy = 4 * ty - pad + r
-                if 0 <= iy < h:
-                    _phases(x[ch, iy], pad, rows[r])
-                else:
-                    flat_rows[r, :] = 0.0
-            d0, d1, d2 = flat_rows[0], flat_rows[1], flat_rows[2]
-            d3, d4, d5 = flat_rows[3], flat_rows[4], flat_rows[5]
+            r = 4 * (ty - ty0)
+            d0, d1, d2 = flat[r], flat[r + 1], flat[r + 2]
+            d3, d4, d5 = flat[r + 3], flat[r + 4], flat[r + 5]
             b0, b1, b2 = flat_cols[0], flat_cols[1], flat_cols[2]
             b3, b4, b5 = flat_cols[3], flat_cols[4], flat_cols[5]
-            for j in range(flat_rows.shape[1]):
+            for j in range(flat.shape[1]):
                 b0[j], b1[j], b2[j], b3[j], b4[j], b5[j] = _bt6(
                     d0[j], d1[j], d2[j], d3[j], d4[j], d5[j]
                 )
