@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,59 +36,95 @@ class Header:
 
 
 class WeightsReader:
-    """Hands out the floats of a .weights file in order; the count must match the cfg exactly."""
+    """Hands out the floats of a .weights file in order; the count must match the cfg exactly.
+
+    Each take() reads its floats straight from the file into a new array, so loading never
+    holds the whole file on top of the model (a model-sized transient: 35 MB for yolov3-tiny,
+    245 MB for yolov4). A file that is not a regular one (a pipe) is read whole first.
+    """
 
     def __init__(self, path: str | Path, needed: int | None = None, cfg_path: str = "the cfg"):
         self.path = str(path)
+        self._file = None
         try:
-            raw = Path(path).read_bytes()
+            self._file = open(path, "rb")  # noqa: SIM115 - closed by finish(), close() or with
+            st = os.fstat(self._file.fileno())
+            size = st.st_size
+            if not stat.S_ISREG(st.st_mode):  # a pipe has no size: read it whole
+                raw = self._file.read()
+                self._file.close()
+                self._file, size = io.BytesIO(raw), len(raw)
+            self._read_header(self._file.read(20), size, needed, cfg_path)
         except OSError as e:
+            self.close()
             raise WeightsError(f"{path}: cannot read weights file: {e.strerror or e}") from None
-        if len(raw) < 16:
+        except WeightsError:
+            self.close()
+            raise
+
+    def _read_header(self, head: bytes, size: int, needed: int | None, cfg_path: str) -> None:
+        path = self.path
+        if size < 16:
             raise WeightsError(
-                f"{path}: {len(raw)} bytes is too short for a darknet weights header (16 or 20 bytes)"
+                f"{path}: {size} bytes is too short for a darknet weights header (16 or 20 bytes)"
             )
-        major, minor, revision = (int(v) for v in np.frombuffer(raw, "<i4", 3))
+        major, minor, revision = (int(v) for v in np.frombuffer(head, "<i4", 3))
         header = Header(major, minor, revision)
         if not (0 <= major < 100000 and 0 <= minor < 100000):
             raise WeightsError(
                 f"{path}: header version {major}.{minor} is not a darknet weights header"
             )
         seen_dtype = "<u8" if header.seen_is_64bit else "<u4"
-        header.seen = int(np.frombuffer(raw, seen_dtype, 1, offset=12)[0])
+        header.seen = int(np.frombuffer(head, seen_dtype, 1, offset=12)[0])
         self.header = header
-        body = len(raw) - header.nbytes
+        body = size - header.nbytes
         if body % 4:
             raise WeightsError(
                 f"{path}: {body} bytes after the {header.nbytes}-byte header is not a whole number "
                 "of float32 values; the file is truncated or not a darknet weights file"
             )
-        self.data = np.frombuffer(raw, "<f4", offset=header.nbytes)
+        self.size = body // 4  # floats after the header
         self.pos = 0
-        if needed is not None and needed != self.data.size:
+        self._file.seek(header.nbytes)
+        if needed is not None and needed != self.size:
             raise WeightsError(
-                f"{path}: holds {self.data.size:,} floats ({len(raw):,} bytes) after the header but "
+                f"{path}: holds {self.size:,} floats ({size:,} bytes) after the header but "
                 f"{cfg_path} needs {needed:,} ({needed * 4 + header.nbytes:,} bytes); "
                 "do the .cfg and .weights match?"
             )
 
     def take(self, n: int, what: str = "layer") -> np.ndarray:
-        """The next n floats (float32 copy); running out is an error naming the layer."""
-        if self.pos + n > self.data.size:
+        """The next n floats (a new float32 array); running out is an error naming the layer."""
+        if self.pos + n > self.size:
             raise WeightsError(
                 f"{self.path}: ran out of floats at {what}: needs {n:,} more after "
-                f"{self.pos:,} but the file holds {self.data.size:,}"
+                f"{self.pos:,} but the file holds {self.size:,}"
             )
-        out = np.array(self.data[self.pos : self.pos + n], dtype=np.float32)
+        out = np.empty(n, "<f4")
+        got = self._file.readinto(memoryview(out).cast("B"))
+        if got != out.nbytes:  # the file shrank while we read it
+            raise WeightsError(f"{self.path}: ran out of floats at {what}: the file was truncated")
         self.pos += n
-        return out
+        return out.astype(np.float32, copy=False)  # a no-op on little-endian machines
 
     def finish(self) -> None:
-        if self.pos != self.data.size:
+        """Close the file; floats left over are an error (the cfg and weights do not match)."""
+        self.close()
+        if self.pos != self.size:
             raise WeightsError(
-                f"{self.path}: {self.data.size - self.pos:,} floats left over after the last layer "
-                f"(used {self.pos:,} of {self.data.size:,}); do the .cfg and .weights match?"
+                f"{self.path}: {self.size - self.pos:,} floats left over after the last layer "
+                f"(used {self.pos:,} of {self.size:,}); do the .cfg and .weights match?"
             )
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def __enter__(self) -> WeightsReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def write_weights(path: str | Path, arrays: list[np.ndarray], header: Header | None = None) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import threading
+
 import numpy as np
 import pytest
 
@@ -66,3 +69,31 @@ def test_batchnorm_is_folded_like_darknet(tmp_path):
     want = (conv - m[:, None, None]) / np.sqrt(v[:, None, None] + 0.00001) * s[:, None, None]
     want += b[:, None, None]
     np.testing.assert_allclose(y[0], want, rtol=1e-5, atol=1e-5)
+
+
+def test_take_reads_owned_float32_arrays(tmp_path):
+    path = tmp_path / "o.weights"
+    write_weights(path, [np.arange(10, dtype=np.float32)])
+    with WeightsReader(path, 10) as r:
+        a, b = r.take(4), r.take(6)
+        r.finish()
+    for x in (a, b):  # layers may keep them as their parameters: no views of a file buffer
+        assert x.dtype == np.float32 and x.flags.owndata and x.flags.writeable
+    np.testing.assert_array_equal(np.concatenate([a, b]), np.arange(10, dtype=np.float32))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a POSIX named pipe")
+def test_weights_from_a_pipe(tmp_path):
+    """A pipe has no size to check against: it is read whole, then handed out as from a file."""
+    cfg = tmp_path / "bn.cfg"
+    cfg.write_text(CFG)
+    net = pydarknet.Network(cfg)
+    path = tmp_path / "bn.weights"
+    net.save_random_weights(path)
+    fifo = tmp_path / "pipe.weights"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(path.read_bytes()))
+    writer.start()
+    other = pydarknet.load(cfg, fifo)
+    writer.join()
+    np.testing.assert_array_equal(other.layers[0].weights, net.layers[0].weights)
