@@ -86,16 +86,17 @@ class Network:
 
     def load_weights(self, path: str | Path) -> Network:
         """Read a darknet .weights file; its float count must match the cfg exactly."""
-        reader = WeightsReader(path, self.num_params(), self.cfg_path)
-        self.header = reader.header
-        for i, layer in enumerate(self.layers):
-            layer.set_header(reader.header)
-            arrays = {
-                name: reader.take(n, f"layer {i} [{layer.section.kind}] {name}")
-                for name, n in layer.params()
-            }
-            layer.load(arrays)
-        reader.finish()
+        threads.start_numba_setup()  # a forward follows: overlap Numba's set-up with the reading
+        with WeightsReader(path, self.num_params(), self.cfg_path) as reader:
+            self.header = reader.header
+            for i, layer in enumerate(self.layers):
+                layer.set_header(reader.header)
+                arrays = {
+                    name: reader.take(n, f"layer {i} [{layer.section.kind}] {name}")
+                    for name, n in layer.params()
+                }
+                layer.load(arrays)
+            reader.finish()
         self.loaded = True
         return self
 

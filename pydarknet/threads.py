@@ -13,12 +13,14 @@ from __future__ import annotations
 import itertools
 import os
 import sys
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
 _threads: int | None = None
 _pool = None
 _blas = None  # threadpoolctl controllers of the loaded BLAS libraries
+_numba_setup: threading.Thread | None = None
 
 
 def cache_dir() -> Path:
@@ -54,6 +56,33 @@ def cache_is_cold() -> bool:
         return not any(p.stat().st_mtime >= stamp for p in cache_dir().rglob("kernels.*.nbi"))
     except OSError:
         return True
+
+
+def start_numba_setup() -> None:
+    """Fill Numba's typing and target registries on a background thread, once per process.
+
+    The first kernel call does this before it can load anything from the cache: ~75 ms of
+    Python, and its first-forward cost. Started before the weights are read and the image is
+    decoded (file reads, NumPy and OpenCV work that release the GIL), the two overlap; a kernel
+    called before it ends waits for it on Numba's compiler lock, as Numba's own threads do.
+    """
+    global _numba_setup
+    if _numba_setup is not None:
+        return
+    import numba
+    from numba.core.compiler_lock import global_compiler_lock
+    from numba.core.registry import cpu_target
+
+    if numba.config.DISABLE_JIT:
+        return
+
+    def setup():
+        with global_compiler_lock:
+            cpu_target.target_context.refresh()  # what Dispatcher.compile -> load_overload runs
+
+    # not a daemon: an early exit waits for it rather than stopping it inside an import
+    _numba_setup = threading.Thread(target=setup, name="pydarknet-numba-setup")
+    _numba_setup.start()
 
 
 def num_threads() -> int:
