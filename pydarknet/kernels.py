@@ -445,9 +445,10 @@ def winograd_weights(g, out):
 def _bt6(a0, a1, a2, a3, a4, a5):
     """B^T a for F(4,3): the rows 4 0 -5 0 1 0 / 0 -4 -4 1 1 0 / 0 4 -4 -1 1 0 /
     0 -2 -1 2 1 0 / 0 2 -1 -2 1 0 / 0 4 0 -5 0 1."""
-    p, q = a4 - 4.0 * a2, a3 - 4.0 * a1
-    r, s = a4 - a2, 2.0 * (a3 - a1)
-    return 4.0 * a0 - 5.0 * a2 + a4, p + q, p - q, r + s, r - s, 4.0 * a1 - 5.0 * a3 + a5
+    four, five = _F(4.0), _F(5.0)  # float32 constants: a float64 one widens the whole loop
+    p, q = a4 - four * a2, a3 - four * a1
+    r, s = a4 - a2, _F(2.0) * (a3 - a1)
+    return four * a0 - five * a2 + a4, p + q, p - q, r + s, r - s, four * a1 - five * a3 + a5
 
 
 @njit(cache=True, inline="always")
@@ -455,7 +456,7 @@ def _at6(m0, m1, m2, m3, m4, m5):
     """A^T m for F(4,3): the rows 1 1 1 1 1 0 / 0 1 -1 2 -2 0 / 0 1 1 4 4 0 / 0 1 -1 8 -8 1."""
     s, d = m1 + m2, m1 - m2
     s2, d2 = m3 + m4, m3 - m4
-    return m0 + s + s2, d + 2.0 * d2, s + 4.0 * s2, d + 8.0 * d2 + m5
+    return m0 + s + s2, d + _F(2.0) * d2, s + _F(4.0) * s2, d + _F(8.0) * d2 + m5
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
