@@ -275,6 +275,9 @@ def maxpool(x, size, stride_y, stride_x, pad, out):
     c, h, w = x.shape
     _, out_h, out_w = out.shape
     off = -(pad // 2)
+    if size == 2 and stride_y == 2 and stride_x == 2 and off == 0:
+        _maxpool_2x2(x, out)  # the tiny models' pools: 4 taps, no separable pass needed
+        return
     lowest = _F(-3.4028234663852886e38)
     rows = np.empty(w, np.float32)  # max over the window's rows, per input column
     for k in range(c):
@@ -309,6 +312,48 @@ def maxpool(x, size, stride_y, stride_x, pad, out):
                     for j in range(hi - lo):
                         v = src[j * stride_x]
                         mid[j] = v if v > mid[j] else mid[j]
+
+
+@njit(cache=True, nogil=True)
+def _maxpool_2x2(x, out):
+    """size=2 stride=2 with origin 0: the window of output (oy, ox) is input rows 2oy, 2oy+1 and
+    columns 2ox, 2ox+1, the taps past the right and bottom edge left out. Taps in darknet's
+    order from -FLT_MAX with `val > max`, so the result (NaN included) is the general loop's."""
+    c, h, w = x.shape
+    _, out_h, out_w = out.shape
+    lowest = _F(-3.4028234663852886e38)
+    full = min(out_w, w // 2)  # output columns whose two taps are inside
+    for k in range(c):
+        for oy in range(out_h):
+            a, dst = x[k, 2 * oy], out[k, oy]
+            if 2 * oy + 1 < h:
+                b = x[k, 2 * oy + 1]
+                for j in range(full):
+                    m = lowest
+                    v = a[2 * j]
+                    m = v if v > m else m
+                    v = a[2 * j + 1]
+                    m = v if v > m else m
+                    v = b[2 * j]
+                    m = v if v > m else m
+                    v = b[2 * j + 1]
+                    dst[j] = v if v > m else m
+                for j in range(full, out_w):  # odd width: only column 2j is inside
+                    m = lowest
+                    v = a[2 * j]
+                    m = v if v > m else m
+                    v = b[2 * j]
+                    dst[j] = v if v > m else m
+            else:  # odd height: the last output row has one input row
+                for j in range(full):
+                    m = lowest
+                    v = a[2 * j]
+                    m = v if v > m else m
+                    v = a[2 * j + 1]
+                    dst[j] = v if v > m else m
+                for j in range(full, out_w):
+                    v = a[2 * j]
+                    dst[j] = v if v > lowest else lowest
 
 
 @njit(cache=True, nogil=True)
