@@ -86,7 +86,8 @@ class Network:
 
     def load_weights(self, path: str | Path) -> Network:
         """Read a darknet .weights file; its float count must match the cfg exactly."""
-        threads.start_numba_setup()  # a forward follows: overlap Numba's set-up with the reading
+        # a forward follows: Numba's set-up and the kernels' loading overlap the reading
+        threads.start_numba_setup(self.kernel_key(self.height, self.width))
         with WeightsReader(path, self.num_params(), self.cfg_path) as reader:
             self.header = reader.header
             for i, layer in enumerate(self.layers):
@@ -99,6 +100,10 @@ class Network:
             reader.finish()
         self.loaded = True
         return self
+
+    def kernel_key(self, height: int, width: int) -> str:
+        """Names the kernel overloads a forward pass at height x width uses, for their preload."""
+        return f"{Path(self.cfg_path).resolve()} {height}x{width}"
 
     def random_weights(self, seed: int = 0) -> list[np.ndarray]:
         """Plausible random parameters in .weights order (for tests and benchmarks).
@@ -306,10 +311,13 @@ class Network:
                 f"input has shape {x.shape}; expected (N, {self.channels}, H, W) float32"
             )
         x = np.ascontiguousarray(x, dtype=np.float32)
+        # the set-up's kernels are loaded and LLVM's pages released before the activations
+        # and transformed weights are allocated: peak RSS is the larger of the two, not the sum
+        threads.wait_numba_setup()
         buffers, ws = self._buffers(x.shape[0], *x.shape[2:])
         outputs: list[np.ndarray | None] = []
         clock = time.perf_counter
-        with threads.blas_single():
+        with threads.blas_single(), threads.remembering_kernels(self.kernel_key(*x.shape[2:])):
             for i, (layer, out) in enumerate(zip(self.layers, buffers)):
                 if not self.active[i]:
                     outputs.append(None)

@@ -10,8 +10,10 @@ wait for the slowest, which made 2-thread runs 10x slower on a loaded machine).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
+import pickle
 import sys
 import threading
 from contextlib import contextmanager
@@ -21,6 +23,7 @@ _threads: int | None = None
 _pool = None
 _blas = None  # threadpoolctl controllers of the loaded BLAS libraries
 _numba_setup: threading.Thread | None = None
+_remembered: set[str] = set()  # models whose kernels this process has saved for the preload
 
 
 def cache_dir() -> Path:
@@ -58,13 +61,18 @@ def cache_is_cold() -> bool:
         return True
 
 
-def start_numba_setup() -> None:
-    """Fill Numba's typing and target registries on a background thread, once per process.
+def start_numba_setup(model: str | None = None) -> None:
+    """Fill Numba's typing and target registries on a background thread, once per process; then
+    load from the cache the kernel overloads `model`'s forward pass used last time, and release
+    LLVM's code pages from RSS (~100 MB, clean pages of libllvmlite), which nothing touches once
+    the kernels are loaded.
 
-    The first kernel call does this before it can load anything from the cache: ~75 ms of
-    Python, and its first-forward cost. Started before the weights are read and the image is
-    decoded (file reads, NumPy and OpenCV work that release the GIL), the two overlap; a kernel
-    called before it ends waits for it on Numba's compiler lock, as Numba's own threads do.
+    The first kernel call does the set-up before it can load anything from the cache (~75 ms of
+    Python), and each kernel's first call loads its overload (~5-10 ms, 10-20 per model).
+    Started before the weights are read and the image is decoded, the two overlap where the
+    main thread releases the GIL (file reads, NumPy, OpenCV). Network.forward waits for it, so
+    the activations and transformed weights are allocated after LLVM's pages are released:
+    peak RSS is the larger of imports + LLVM and imports + model, not their sum.
     """
     global _numba_setup
     if _numba_setup is not None:
@@ -79,10 +87,157 @@ def start_numba_setup() -> None:
     def setup():
         with global_compiler_lock:
             cpu_target.target_context.refresh()  # what Dispatcher.compile -> load_overload runs
+        if model is not None and preload_kernels(model):
+            release_clean_pages("libllvmlite")
 
     # not a daemon: an early exit waits for it rather than stopping it inside an import
     _numba_setup = threading.Thread(target=setup, name="pydarknet-numba-setup")
     _numba_setup.start()
+
+
+def wait_numba_setup() -> None:
+    """Block until start_numba_setup's thread, if any, is done."""
+    setup = _numba_setup
+    if setup is not None and setup is not threading.current_thread():
+        setup.join()
+
+
+def _kernels() -> dict:
+    """kernels.py's dispatchers by name."""
+    from numba.core.dispatcher import Dispatcher
+
+    from . import kernels
+
+    return {k: v for k, v in vars(kernels).items() if isinstance(v, Dispatcher)}
+
+
+def _preload_path(model: str) -> Path:
+    return cache_dir() / "preload" / (hashlib.sha1(model.encode()).hexdigest()[:16] + ".pkl")
+
+
+def _read_preload(model: str) -> list[tuple[str, tuple]]:
+    try:
+        with open(_preload_path(model), "rb") as f:
+            saved = pickle.load(f)  # written by remember_kernels, in the user's own cache dir
+        return list(saved["kernels"]) if saved.get("model") == model else []
+    except Exception:  # absent, unreadable, or from another Numba: learn it again
+        return []
+
+
+def preload_kernels(model: str) -> bool:
+    """Load every overload remember_kernels() saved for `model` from Numba's cache; True if all
+    of them were there. Never compiles: an overload missing from the cache (kernels.py changed)
+    is compiled by its first call as usual, and only if the forward pass still needs it."""
+    from numba.core.compiler_lock import global_compiler_lock
+
+    saved = _read_preload(model)
+    if not saved:
+        return False
+    dispatchers = _kernels()
+    loaded = 0
+    for name, sig in saved:
+        disp = dispatchers.get(name)
+        if disp is None:
+            continue
+        with global_compiler_lock:  # Dispatcher.compile's cache branch, without its compile
+            if tuple(sig) in disp.overloads:
+                loaded += 1
+                continue
+            try:
+                cres = disp._cache.load_overload(sig, disp.targetctx)
+            except Exception:  # a best effort: the first call loads or compiles it instead
+                cres = None
+            if cres is None:
+                continue
+            if not cres.objectmode:
+                disp.targetctx.insert_user_function(cres.entry_point, cres.fndesc, [cres.library])
+            disp.add_overload(cres)
+            loaded += 1
+    return loaded == len(saved)
+
+
+@contextmanager
+def remembering_kernels(model: str):
+    """Around a forward pass: the first one of `model` in this process saves the overloads it
+    loaded or compiled, for the next process's preload."""
+    if model in _remembered:
+        yield
+        return
+    before = kernel_overloads()
+    yield
+    _remembered.add(model)
+    remember_kernels(model, before)
+
+
+def kernel_overloads() -> dict[str, set]:
+    """The signatures each kernel has loaded or compiled so far in this process."""
+    return {name: set(d.overloads) for name, d in _kernels().items()}
+
+
+def remember_kernels(model: str, before: dict[str, set]) -> None:
+    """Save, for the next process's preload_kernels(model), the overloads added since `before`
+    (a kernel_overloads() taken before a forward pass) together with those saved already."""
+    saved = _read_preload(model)
+    known = set(saved)
+    new = [(name, sig) for name, sigs in kernel_overloads().items()
+           for sig in sigs - before.get(name, set()) if (name, sig) not in known]  # fmt: skip
+    if not new:
+        return
+    path = _preload_path(model)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            pickle.dump({"model": model, "kernels": saved + new}, f)
+        os.replace(tmp, path)  # readers see the old list or the new one, never half of one
+    except (OSError, pickle.PicklingError):
+        pass  # a read-only cache: every run loads its kernels on first call, as before
+
+
+def release_clean_pages(name: str) -> int:
+    """Drop from this process's RSS the pages of the shared libraries whose file name starts
+    with `name` in mappings that are read-only and hold no private (anonymous) pages: code and
+    constants, identical to the file. They stay in the page cache and fault back in if touched,
+    so nothing changes but RSS; a mapping with modified pages is never touched. Linux only, a
+    best effort that does nothing elsewhere. Returns the bytes released."""
+    try:
+        with open("/proc/self/smaps") as f:
+            smaps = f.read().splitlines()
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        madvise = libc.madvise
+    except (OSError, AttributeError):
+        return 0
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    released = 0
+    for start, end, perms, rss, anonymous in _file_mappings(smaps, name):
+        if "w" in perms or anonymous != 0 or not rss:
+            continue
+        if madvise(start, end - start, 4) == 0:  # MADV_DONTNEED
+            released += rss
+    return released
+
+
+def _file_mappings(smaps: list[str], name: str):
+    """(start, end, perms, Rss bytes, Anonymous bytes) of the mappings in /proc/<pid>/smaps
+    lines whose file's name starts with `name`."""
+    current = None
+    for line in smaps:
+        fields = line.split()
+        if not fields:
+            continue
+        if not fields[0].endswith(":"):  # a mapping's header: address range, perms, ... path
+            if current is not None:
+                yield current
+            current = None
+            if len(fields) >= 6 and os.path.basename(fields[5]).startswith(name):
+                start, end = (int(a, 16) for a in fields[0].split("-"))
+                current = [start, end, fields[1], None, None]
+        elif current is not None and fields[0] in ("Rss:", "Anonymous:"):
+            current[3 if fields[0] == "Rss:" else 4] = int(fields[1]) * 1024  # kB
+    if current is not None:
+        yield current
 
 
 def num_threads() -> int:

@@ -1,4 +1,5 @@
-"""What a cold `pydarknet detect` does before its first forward: Numba's set-up on a thread,
+"""What a cold `pydarknet detect` does before its first forward: Numba's set-up and the preload
+of the kernels the last run used on a thread, LLVM's clean pages released, and
 no progress bar (nor tqdm) when stderr is not a terminal, one image read without a loader."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import pydarknet
 from pydarknet import threads
@@ -58,3 +60,76 @@ def test_one_image_cold_detect_in_a_fresh_process(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert '"filename": "' in proc.stdout and proc.stdout.rstrip().endswith("]")
     assert (tmp_path / "out" / "img.jpg").is_file()
+
+
+_PRELOAD_CHILD = """
+import sys, numpy as np, pydarknet
+from pydarknet import threads
+net = pydarknet.Network(sys.argv[1])
+net.load_weights(sys.argv[2])  # starts the set-up, which preloads what the last run saved
+threads.wait_numba_setup()
+print(sorted(name for name, sigs in threads.kernel_overloads().items() if sigs))
+(y,) = net.forward(np.full((1, 3, 64, 64), 0.5, np.float32))
+print(float(y.sum()))
+"""
+
+
+def test_kernels_a_forward_used_are_preloaded_by_the_next_process(tmp_path):
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY)
+    net = pydarknet.Network(cfg)
+    net.save_random_weights(tmp_path / "tiny.weights")
+    record = threads._preload_path(net.kernel_key(64, 64))
+    record.unlink(missing_ok=True)
+    try:
+        runs = [subprocess.run([sys.executable, "-c", _PRELOAD_CHILD, str(cfg),
+                                str(tmp_path / "tiny.weights")], capture_output=True, text=True,
+                               timeout=300) for _ in range(2)]  # fmt: skip
+        for proc in runs:
+            assert proc.returncode == 0, proc.stderr
+        (first, sum1), (second, sum2) = (proc.stdout.split("\n")[:2] for proc in runs)
+        assert first == "[]"  # nothing saved yet: each kernel loads on its first call
+        saved = {name for name, _ in threads._read_preload(net.kernel_key(64, 64))}
+        assert {"im2col_rows", "bias_activate", "maxpool"} <= saved
+        assert second == str(sorted(saved))  # loaded before the forward asked for any
+        assert sum1 == sum2
+    finally:
+        record.unlink(missing_ok=True)
+
+
+def _mapping(name: str):
+    with open("/proc/self/smaps") as f:
+        (found,) = threads._file_mappings(f.read().splitlines(), name)
+    return found  # (start, end, perms, rss bytes, anonymous bytes)
+
+
+def test_release_clean_pages_drops_only_clean_read_only_mappings(tmp_path):
+    import mmap
+    from pathlib import Path
+
+    if not Path("/proc/self/smaps").exists():
+        pytest.skip("/proc/self/smaps: Linux only (the release is a no-op elsewhere)")
+    data = np.arange(256 * 1024, dtype=np.uint32).tobytes()  # 1 MB
+    clean, dirty = tmp_path / "pdn-release-clean.bin", tmp_path / "pdn-release-dirty.bin"
+    clean.write_bytes(data)
+    dirty.write_bytes(data)
+    with open(clean, "rb") as f:
+        ro = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    with open(dirty, "r+b") as f:
+        cow = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)  # private and writable
+    try:
+        assert ro[:] == data  # every page resident
+        cow[:4] = b"\xff\xff\xff\xff"  # a private page that exists nowhere else
+        cow_before = _mapping("pdn-release-dirty")
+        assert _mapping("pdn-release-clean")[3] >= 1 << 20 and cow_before[4] > 0
+
+        released = threads.release_clean_pages("pdn-release")
+
+        assert released >= 1 << 20
+        assert _mapping("pdn-release-clean")[3] == 0  # no longer counted in RSS...
+        assert ro[:] == data  # ...and read back from the file, unchanged
+        assert _mapping("pdn-release-dirty")[3:] == cow_before[3:]  # left alone
+        assert cow[:4] == b"\xff\xff\xff\xff" and cow[4:] == data[4:]
+    finally:
+        ro.close()
+        cow.close()
