@@ -87,8 +87,11 @@ def start_numba_setup(model: str | None = None) -> None:
     def setup():
         with global_compiler_lock:
             cpu_target.target_context.refresh()  # what Dispatcher.compile -> load_overload runs
-        if model is not None and preload_kernels(model):
-            release_clean_pages("libllvmlite")
+        try:  # a best effort on Numba internals: any failure leaves loading to first calls
+            if model is not None and preload_kernels(model):
+                release_clean_pages("libllvmlite")
+        except Exception:
+            pass
 
     # not a daemon: an early exit waits for it rather than stopping it inside an import
     _numba_setup = threading.Thread(target=setup, name="pydarknet-numba-setup")
