@@ -327,17 +327,17 @@ class Convolutional(Layer):
 
         Products per output: F(4x4) 2.25, F(2x2) 4, im2col 9; but F(4x4)'s transforms cost
         more per channel and its GEMMs have a quarter of the columns. It pays on maps of >= 36
-        4x4 tiles from 16 input channels; F(2x2) pays on smaller maps from 64 channels, except
-        under 64 tiles when U = G g G^T is over 16 MB (yolov3-tiny's 13x13x1024 layer: reading
-        U is the cost, and it would double the model's memory). Measured per layer, 1 and 2
-        threads, with `pydarknet bench --layers` on yolov3-tiny, yolov4-tiny and yolov4-csp."""
+        4x4 tiles from 16 input channels; F(2x2) pays on smaller maps from 64 channels, even
+        where U = G g G^T outgrows the caches (yolov3-tiny's 13x13 512->1024 layer: 32 MB of U
+        read per forward, still 25% faster than its im2col GEMM, for 1.8x that layer's weight
+        memory). Measured per layer, 1 and 2 threads, with `pydarknet bench --layers` on
+        yolov3-tiny, yolov4-tiny and yolov4-csp."""
         if not self.winograd:
             return 0
-        n, c = self.filters, self.c
+        c = self.c
         if c >= 16 and -(-out[1] // 4) * -(-out[2] // 4) >= 36:
             return 4
-        tiles = -(-out[1] // 2) * -(-out[2] // 2)
-        if c >= 64 and (tiles >= 64 or 16 * n * c <= 1 << 22):
+        if c >= 64:
             return 2
         return 0
 

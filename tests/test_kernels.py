@@ -269,7 +269,9 @@ def test_winograd_tile_choice():
     conv.c = 3
     assert conv.winograd_tile((64, 104, 104)) == 0  # three channels: im2col
     conv.c, conv.filters = 512, 1024
-    assert conv.winograd_tile((1024, 13, 13)) == 0  # U over 16 MB for 49 tiles: im2col
+    assert conv.winograd_tile((1024, 13, 13)) == 2  # 32 MB of U still beats im2col
+    conv.c = 32
+    assert conv.winograd_tile((1024, 13, 13)) == 0  # few channels on a small map: im2col
     conv.c, conv.stride_x, conv.stride_y = 64, 2, 2
     assert conv.winograd_tile((64, 104, 104)) == 0  # stride 2: im2col
 
