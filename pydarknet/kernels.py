@@ -464,24 +464,86 @@ def winograd_output(m, ty0, ty1, tw, f0, f1, out):
                     top[2 * whole] = y00
 
 
+# The weight transforms U = G g G^T run once per layer, on every (filter, channel) kernel g, in
+# float64. They work on blocks of _WBLOCK kernels with one loop per G row and output (a loop
+# writing several arrays is one LLVM cannot vectorize), the block's kernel entries in rows.
+_WBLOCK = 256
+
+
+@njit(cache=True, inline="always")
+def _g2_rows(r, a0, a1, a2, dst, m):
+    """dst[q] = row r of F(2x2)'s G applied to (a0[q], a1[q], a2[q]), for q < m."""
+    if r == 0:
+        for q in range(m):
+            dst[q] = a0[q]
+    elif r == 1:
+        for q in range(m):
+            dst[q] = (a0[q] + a1[q] + a2[q]) / 2.0
+    elif r == 2:
+        for q in range(m):
+            dst[q] = (a0[q] - a1[q] + a2[q]) / 2.0
+    else:
+        for q in range(m):
+            dst[q] = a2[q]
+
+
+@njit(cache=True, inline="always")
+def _g4_rows(r, a0, a1, a2, dst, m):
+    """dst[q] = row r of F(4x4)'s G applied to (a0[q], a1[q], a2[q]), for q < m."""
+    if r == 0:
+        for q in range(m):
+            dst[q] = a0[q] / 4.0
+    elif r == 1:
+        for q in range(m):
+            dst[q] = -(a0[q] + a1[q] + a2[q]) / 6.0
+    elif r == 2:
+        for q in range(m):
+            dst[q] = -(a0[q] - a1[q] + a2[q]) / 6.0
+    elif r == 3:
+        for q in range(m):
+            dst[q] = a0[q] / 24.0 + a1[q] / 12.0 + a2[q] / 6.0
+    elif r == 4:
+        for q in range(m):
+            dst[q] = a0[q] / 24.0 - a1[q] / 12.0 + a2[q] / 6.0
+    else:
+        for q in range(m):
+            dst[q] = a2[q]
+
+
+@njit(cache=True, error_model="numpy")
+def _weights_transform(g, out, a):
+    """U = G g G^T for F(m x m, 3x3) with a = m + 2 rows of G: g (k, 9) -> out (a*a, k)."""
+    k = g.shape[0]
+    gt = np.empty((9, _WBLOCK))  # the block's kernels, entry e of kernel q at gt[e, q]
+    t = np.empty((a, 3, _WBLOCK))  # G g: row i, column j
+    u = np.empty(_WBLOCK)
+    for q0 in range(0, k, _WBLOCK):
+        m = min(_WBLOCK, k - q0)
+        for q in range(m):
+            for e in range(9):
+                gt[e, q] = np.float64(g[q0 + q, e])
+        for i in range(a):  # G g: column j of every kernel
+            for j in range(3):
+                if a == 4:
+                    _g2_rows(i, gt[j], gt[3 + j], gt[6 + j], t[i, j], m)
+                else:
+                    _g4_rows(i, gt[j], gt[3 + j], gt[6 + j], t[i, j], m)
+        for i in range(a):  # (G g) G^T: row i
+            for r in range(a):
+                if a == 4:
+                    _g2_rows(r, t[i, 0], t[i, 1], t[i, 2], u, m)
+                else:
+                    _g4_rows(r, t[i, 0], t[i, 1], t[i, 2], u, m)
+                dst = out[a * i + r, q0 : q0 + m]
+                for q in range(m):
+                    dst[q] = u[q]
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def winograd_weights(g, out):
     """U = G g G^T of every 3x3 kernel: g (k, 9) -> out (16, k), summed in float64.
     G's rows: 1 0 0 / 1/2 1/2 1/2 / 1/2 -1/2 1/2 / 0 0 1."""
-    t = np.empty((4, 3))
-    for q in range(g.shape[0]):
-        for j in range(3):  # G g: column j of the kernel
-            a0, a1, a2 = np.float64(g[q, j]), np.float64(g[q, 3 + j]), np.float64(g[q, 6 + j])
-            t[0, j] = a0
-            t[1, j] = (a0 + a1 + a2) / 2.0
-            t[2, j] = (a0 - a1 + a2) / 2.0
-            t[3, j] = a2
-        for i in range(4):  # (G g) G^T: row i
-            a0, a1, a2 = t[i, 0], t[i, 1], t[i, 2]
-            out[4 * i, q] = a0
-            out[4 * i + 1, q] = (a0 + a1 + a2) / 2.0
-            out[4 * i + 2, q] = (a0 - a1 + a2) / 2.0
-            out[4 * i + 3, q] = a2
+    _weights_transform(g, out, 4)
 
 
 # Winograd F(4x4, 3x3): 6x6 input tiles, 36 products per 4x4 output tile (im2col: 144), for
@@ -591,24 +653,7 @@ def winograd4_output(m, ty0, ty1, tw, f0, f1, out):
 def winograd4_weights(g, out):
     """U = G g G^T of every 3x3 kernel: g (k, 9) -> out (36, k), summed in float64.
     G's rows: 1/4 0 0 / -1/6 -1/6 -1/6 / -1/6 1/6 -1/6 / 1/24 1/12 1/6 / 1/24 -1/12 1/6 / 0 0 1."""
-    t = np.empty((6, 3))
-    for q in range(g.shape[0]):
-        for j in range(3):  # G g: column j of the kernel
-            a0, a1, a2 = np.float64(g[q, j]), np.float64(g[q, 3 + j]), np.float64(g[q, 6 + j])
-            t[0, j] = a0 / 4.0
-            t[1, j] = -(a0 + a1 + a2) / 6.0
-            t[2, j] = -(a0 - a1 + a2) / 6.0
-            t[3, j] = a0 / 24.0 + a1 / 12.0 + a2 / 6.0
-            t[4, j] = a0 / 24.0 - a1 / 12.0 + a2 / 6.0
-            t[5, j] = a2
-        for i in range(6):  # (G g) G^T: row i
-            a0, a1, a2 = t[i, 0], t[i, 1], t[i, 2]
-            out[6 * i, q] = a0 / 4.0
-            out[6 * i + 1, q] = -(a0 + a1 + a2) / 6.0
-            out[6 * i + 2, q] = -(a0 - a1 + a2) / 6.0
-            out[6 * i + 3, q] = a0 / 24.0 + a1 / 12.0 + a2 / 6.0
-            out[6 * i + 4, q] = a0 / 24.0 - a1 / 12.0 + a2 / 6.0
-            out[6 * i + 5, q] = a2
+    _weights_transform(g, out, 6)
 
 
 # --- zoo layers ---

@@ -350,7 +350,14 @@ class Convolutional(Layer):
         if tile not in made[1]:
             g = self.weights.reshape(-1, 9)
             u = np.empty(((tile + 2) ** 2, g.shape[0]), np.float32)
-            (kernels.winograd4_weights if tile == 4 else kernels.winograd_weights)(g, u)
+            transform = kernels.winograd4_weights if tile == 4 else kernels.winograd_weights
+            pool = threads.pool()
+            step = -(-g.shape[0] // pool.size)  # kernels per thread: a cold start's first forward
+
+            def part(i, slot):
+                transform(g[i * step : (i + 1) * step], u[:, i * step : (i + 1) * step])
+
+            pool.run(part, -(-g.shape[0] // step))
             made[1][tile] = u.reshape(-1, self.filters, self.c)
         return made[1][tile]
 

@@ -210,9 +210,10 @@ def test_winograd_input_transform_matches_matrix_twin(m, c, h, w, pad, ty0, ty1)
 
 
 @pytest.mark.parametrize("m", [2, 4])
-def test_winograd_weight_transform_matches_matrix_twin(m):
-    g = rand((37, 9), seed=7)
-    got = np.empty(((m + 2) ** 2, 37), _F)
+@pytest.mark.parametrize("k", [37, 600])  # 600: across kernels._WBLOCK blocks
+def test_winograd_weight_transform_matches_matrix_twin(m, k):
+    g = rand((k, 9), seed=7)
+    got = np.empty(((m + 2) ** 2, k), _F)
     _WINOGRAD[m][1](g, got)
     np.testing.assert_allclose(got, reference.winograd_weights(g, m), rtol=1e-6, atol=1e-7)
 
