@@ -511,14 +511,14 @@ def _g4_rows(r, a0, a1, a2, dst, m):
 
 
 @njit(cache=True, error_model="numpy")
-def _weights_transform(g, out, a):
-    """U = G g G^T for F(m x m, 3x3) with a = m + 2 rows of G: g (k, 9) -> out (a*a, k)."""
-    k = g.shape[0]
+def _weights_transform(g, out, a, k0, k1):
+    """U = G g G^T for F(m x m, 3x3) with a = m + 2 rows of G: kernels k0..k1 of g (k, 9) ->
+    the same columns of out (a*a, k)."""
     gt = np.empty((9, _WBLOCK))  # the block's kernels, entry e of kernel q at gt[e, q]
     t = np.empty((a, 3, _WBLOCK))  # G g: row i, column j
     u = np.empty(_WBLOCK)
-    for q0 in range(0, k, _WBLOCK):
-        m = min(_WBLOCK, k - q0)
+    for q0 in range(k0, k1, _WBLOCK):
+        m = min(_WBLOCK, k1 - q0)
         for q in range(m):
             for e in range(9):
                 gt[e, q] = np.float64(g[q0 + q, e])
@@ -540,10 +540,10 @@ def _weights_transform(g, out, a):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def winograd_weights(g, out):
-    """U = G g G^T of every 3x3 kernel: g (k, 9) -> out (16, k), summed in float64.
+def winograd_weights(g, out, k0, k1):
+    """U = G g G^T of 3x3 kernels k0..k1: g (k, 9) -> out (16, k), summed in float64.
     G's rows: 1 0 0 / 1/2 1/2 1/2 / 1/2 -1/2 1/2 / 0 0 1."""
-    _weights_transform(g, out, 4)
+    _weights_transform(g, out, 4, k0, k1)
 
 
 # Winograd F(4x4, 3x3): 6x6 input tiles, 36 products per 4x4 output tile (im2col: 144), for
@@ -650,10 +650,10 @@ def winograd4_output(m, ty0, ty1, tw, f0, f1, out):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def winograd4_weights(g, out):
-    """U = G g G^T of every 3x3 kernel: g (k, 9) -> out (36, k), summed in float64.
+def winograd4_weights(g, out, k0, k1):
+    """U = G g G^T of 3x3 kernels k0..k1: g (k, 9) -> out (36, k), summed in float64.
     G's rows: 1/4 0 0 / -1/6 -1/6 -1/6 / -1/6 1/6 -1/6 / 1/24 1/12 1/6 / 1/24 -1/12 1/6 / 0 0 1."""
-    _weights_transform(g, out, 6)
+    _weights_transform(g, out, 6, k0, k1)
 
 
 # --- zoo layers ---

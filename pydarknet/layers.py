@@ -355,7 +355,7 @@ class Convolutional(Layer):
             step = -(-g.shape[0] // pool.size)  # kernels per thread: a cold start's first forward
 
             def part(i, slot):
-                transform(g[i * step : (i + 1) * step], u[:, i * step : (i + 1) * step])
+                transform(g, u, i * step, min(g.shape[0], (i + 1) * step))
 
             pool.run(part, -(-g.shape[0] // step))
             made[1][tile] = u.reshape(-1, self.filters, self.c)
