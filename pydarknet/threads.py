@@ -106,12 +106,15 @@ def wait_numba_setup() -> None:
 
 
 def _kernels() -> dict:
-    """kernels.py's dispatchers by name."""
+    """kernels.py's public dispatchers by name: the ones called from Python. A private helper
+    is compiled into each kernel that calls it and comes with it from the cache, so loading it
+    on its own (~5 ms each) would only add start-up time."""
     from numba.core.dispatcher import Dispatcher
 
     from . import kernels
 
-    return {k: v for k, v in vars(kernels).items() if isinstance(v, Dispatcher)}
+    return {k: v for k, v in vars(kernels).items()
+            if isinstance(v, Dispatcher) and not k.startswith("_")}  # fmt: skip
 
 
 def _preload_path(model: str) -> Path:
