@@ -85,9 +85,15 @@ def start_numba_setup(model: str | None = None) -> None:
         return
 
     def setup():
+        try:  # a best effort on Numba internals: any failure leaves loading to first calls
+            if model is not None and preload_kernels(model, refresh=False):
+                release_clean_pages("libllvmlite")
+                return
+        except Exception:
+            pass
         with global_compiler_lock:
             cpu_target.target_context.refresh()  # what Dispatcher.compile -> load_overload runs
-        try:  # a best effort on Numba internals: any failure leaves loading to first calls
+        try:
             if model is not None and preload_kernels(model):
                 release_clean_pages("libllvmlite")
         except Exception:
@@ -130,16 +136,48 @@ def _read_preload(model: str) -> list[tuple[str, tuple]]:
         return []
 
 
-def preload_kernels(model: str) -> bool:
+# Numba versions whose cached kernels were checked to load with only the runtime (NRT) set up,
+# without the target context's refresh (tests/test_startup.py runs the whole check).
+_NO_REFRESH_NUMBA = ((0, 59), (0, 68))
+
+
+def _can_skip_refresh(dispatchers: list) -> bool:
+    """Whether these kernels can be loaded from the cache without the context's refresh.
+
+    refresh() imports and installs every lowering registry Numba has (~0.1-0.16 s, a third of
+    a cold `pydarknet detect`), which only compiling needs. Linking a cached kernel needs the C
+    helpers and math functions (installed with the target context) and the NRT runtime, set up
+    here. Parallel kernels also need the threading layer, so they keep the ordinary path, as
+    does any Numba outside the versions checked: a symbol missing at link time would abort."""
+    import numba
+
+    version = tuple(int(v) for v in numba.__version__.split(".")[:2] if v.isdigit())
+    lo, hi = _NO_REFRESH_NUMBA
+    return lo <= version <= hi and not any(d.targetoptions.get("parallel") for d in dispatchers)
+
+
+def preload_kernels(model: str, refresh: bool = True) -> bool:
     """Load every overload remember_kernels() saved for `model` from Numba's cache; True if all
     of them were there. Never compiles: an overload missing from the cache (kernels.py changed)
-    is compiled by its first call as usual, and only if the forward pass still needs it."""
+    is compiled by its first call as usual, and only if the forward pass still needs it.
+    refresh=False loads them without the target context's refresh where _can_skip_refresh
+    allows it, and returns False (loading nothing) where it does not."""
     from numba.core.compiler_lock import global_compiler_lock
 
     saved = _read_preload(model)
     if not saved:
         return False
     dispatchers = _kernels()
+    if not refresh:
+        used = [dispatchers[name] for name, _ in saved if name in dispatchers]
+        if not _can_skip_refresh(used):
+            return False
+        from numba.core.registry import cpu_target
+        from numba.core.runtime import rtsys
+
+        with global_compiler_lock:
+            if not rtsys._init:  # what the refresh would set up first (cpu.py)
+                rtsys.initialize(cpu_target.target_context)
     loaded = 0
     for name, sig in saved:
         disp = dispatchers.get(name)
@@ -150,7 +188,10 @@ def preload_kernels(model: str) -> bool:
                 loaded += 1
                 continue
             try:
-                cres = disp._cache.load_overload(sig, disp.targetctx)
+                if refresh:
+                    cres = disp._cache.load_overload(sig, disp.targetctx)
+                else:  # load_overload less its targetctx.refresh()
+                    cres = disp._cache._load_overload(sig, disp.targetctx)
             except Exception:  # a best effort: the first call loads or compiles it instead
                 cres = None
             if cres is None:

@@ -133,3 +133,134 @@ def test_release_clean_pages_drops_only_clean_read_only_mappings(tmp_path):
     finally:
         ro.close()
         cow.close()
+
+
+# Every kernel a detector's forward calls from Python, parallel ones aside: im2col (stride 2,
+# three channels), F(4x4) and F(2x2) Winograd, both maxpool paths, upsample, route, shortcut
+# with an activation, yolo.
+_EVERY_KERNEL = """[net]
+width=64
+height=64
+channels=3
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=2
+pad=1
+activation=mish
+
+[convolutional]
+batch_normalize=1
+filters=64
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+batch_normalize=1
+filters=64
+size=3
+stride=1
+pad=1
+activation=logistic
+
+[maxpool]
+size=3
+stride=1
+
+[shortcut]
+from=-3
+activation=swish
+
+[convolutional]
+filters=18
+size=1
+stride=1
+pad=1
+activation=linear
+
+[yolo]
+mask=0,1,2
+anchors=10,14,23,27,37,58
+classes=1
+num=3
+
+[route]
+layers=-3
+
+[upsample]
+stride=2
+
+[route]
+layers=-1,1
+
+[convolutional]
+filters=18
+size=1
+stride=1
+pad=1
+activation=linear
+
+[yolo]
+mask=0,1,2
+anchors=10,14,23,27,37,58
+classes=1
+num=3
+"""
+
+_PRELOAD_REFRESH_CHILD = """
+import sys, numpy as np, pydarknet
+from pydarknet import threads
+from numba.core.registry import cpu_target
+net = pydarknet.Network(sys.argv[1])
+net.load_weights(sys.argv[2])
+threads.wait_numba_setup()
+refreshed = bool(cpu_target.target_context._registries)  # filled by the context's refresh
+preloaded = sorted(name for name, sigs in threads.kernel_overloads().items() if sigs)
+outs = net.forward(np.random.default_rng(0).random((1, 3, 64, 64), dtype=np.float32))
+np.savez(sys.argv[3], *outs)
+print(refreshed, preloaded)
+"""
+
+
+@pytest.mark.parametrize("extra,parallel", [("", False),
+                                            ("\n[maxpool]\nsize=2\nstride=2\nantialiasing=1\n", True)])  # fmt: skip
+def test_preload_without_the_context_refresh_gives_the_same_outputs(tmp_path, extra, parallel):
+    """The start-up's fast path: cached kernels loaded with only the NRT set up (no registry
+    refresh) compute what freshly loaded ones compute; a parallel kernel keeps the full path."""
+    cfg = tmp_path / "every.cfg"
+    cfg.write_text(_EVERY_KERNEL + extra)
+    net = pydarknet.Network(cfg)
+    net.save_random_weights(tmp_path / "every.weights")
+    record = threads._preload_path(net.kernel_key(64, 64))
+    record.unlink(missing_ok=True)
+    try:
+        runs = []
+        for i in range(2):
+            proc = subprocess.run([sys.executable, "-c", _PRELOAD_REFRESH_CHILD, str(cfg),
+                                   str(tmp_path / "every.weights"), str(tmp_path / f"out{i}.npz")],
+                                  capture_output=True, text=True, timeout=600)  # fmt: skip
+            assert proc.returncode == 0, proc.stderr
+            runs.append(proc.stdout.strip())
+        assert runs[0] == "True []"  # nothing saved yet: the set-up refreshes, calls load
+        saved = sorted({name for name, _ in threads._read_preload(net.kernel_key(64, 64))})
+        assert {"im2col_rows", "winograd4_input", "winograd_input", "maxpool", "upsample"} <= set(
+            saved
+        )
+        if threads._can_skip_refresh([]) and not parallel:
+            assert runs[1] == f"False {saved}"  # all preloaded, and no refresh
+        else:
+            assert runs[1] == f"True {saved}"
+        first, second = np.load(tmp_path / "out0.npz"), np.load(tmp_path / "out1.npz")
+        assert first.files == second.files and len(first.files) == 2
+        for k in first.files:
+            np.testing.assert_array_equal(first[k], second[k])
+    finally:
+        record.unlink(missing_ok=True)
