@@ -115,6 +115,10 @@ class Layer:
     def load(self, arrays: dict[str, np.ndarray]) -> None:
         pass
 
+    def locate(self, places: dict) -> None:
+        """After load(): where each parameter is in the .weights file (weights.FloatsAt, or None
+        when the file cannot be read again), for a layer that frees one and re-reads it."""
+
     def workspace(self, prev: Shape, out: Shape) -> int:
         return 0
 
@@ -171,9 +175,11 @@ class Convolutional(Layer):
     activation: int
     c: int = 0
     inputs: list[int] = field(default_factory=list)
-    weights: np.ndarray | None = None  # (groups, filters/groups, c/groups*size*size)
+    _weights: np.ndarray | None = None  # see the weights property
     biases: np.ndarray | None = None
     flipped: bool = False  # parser.c: the file stores the weights transposed, (c*size*size, n)
+    _factor: np.ndarray | None = None  # float64 batch-norm scale folded into the weights
+    _weights_at: object = None  # weights.FloatsAt of the raw weights, to read them again
 
     # assisted_excitation only acts when training; angle/reverse/grad_centr/dot are for training
     # and deformable training; stream/wait_stream pick CUDA streams
@@ -283,24 +289,49 @@ class Convolutional(Layer):
         return out
 
     def load(self, arrays: dict[str, np.ndarray]) -> None:
-        n, g = self.filters, self.groups
-        w = arrays["weights"]
-        if self.flipped:  # parser.c load_convolutional_weights: transpose_matrix(w, c*s*s, n)
-            w = w.reshape(-1, n).T
-        w = w.reshape(n, -1)
         b = arrays["biases"]
+        self._factor = None
         if self.batch_normalize:
             # network.c fuse_conv_batchnorm: in double, eps .00001
             scale = arrays["scales"].astype(np.float64)
             std = np.sqrt(arrays["rolling_variance"].astype(np.float64) + 0.00001)
             b = b - scale * arrays["rolling_mean"] / std
-            factor = scale / std
+            self._factor = scale / std
+        self.weights = self._fold(arrays["weights"])
+        self.biases = np.ascontiguousarray(b, dtype=np.float32)
+        self._weights_at = None
+
+    def _fold(self, w: np.ndarray) -> np.ndarray:
+        """The file's weights -> (groups, filters/groups, c/groups*size*size), batch norm folded."""
+        n, g = self.filters, self.groups
+        if self.flipped:  # parser.c load_convolutional_weights: transpose_matrix(w, c*s*s, n)
+            w = w.reshape(-1, n).T
+        w = w.reshape(n, -1)
+        if self._factor is not None:
             fused = np.empty(w.shape, np.float32)
             for f0 in range(0, n, 64):  # 64 filters at a time: no model-sized float64 copy
-                fused[f0 : f0 + 64] = w[f0 : f0 + 64] * factor[f0 : f0 + 64, None]
+                fused[f0 : f0 + 64] = w[f0 : f0 + 64] * self._factor[f0 : f0 + 64, None]
             w = fused
-        self.weights = np.ascontiguousarray(w.reshape(g, n // g, -1), dtype=np.float32)
-        self.biases = np.ascontiguousarray(b, dtype=np.float32)
+        return np.ascontiguousarray(w.reshape(g, n // g, -1), dtype=np.float32)
+
+    def locate(self, places: dict) -> None:
+        self._weights_at = places.get("weights")
+
+    @property
+    def weights(self) -> np.ndarray | None:
+        """(groups, filters/groups, c/groups*size*size), batch norm folded. Weights once: when a
+        Winograd transform replaces them in memory they are freed, and read again from the
+        .weights file (bit-identical) only if something asks for them."""
+        if self._weights is None and self._weights_at is not None:
+            what = f"[{self.section.kind}] weights ({self.section.path}:{self.section.where()})"
+            self._weights = self._fold(self._weights_at.read(what))
+        return self._weights
+
+    @weights.setter
+    def weights(self, value: np.ndarray | None) -> None:
+        self._weights = value
+        self._weights_at = None  # set by hand: nothing to read back
+        self._winograd_u = None
 
     def workspace(self, prev: Shape, out: Shape) -> int:
         slots = threads.num_threads()
@@ -345,9 +376,9 @@ class Convolutional(Layer):
         """U = G g G^T of every (filter, channel) 3x3 kernel g: ((tile+2)^2, n, c), made once
         per tile size (summed in float64) and again when new weights are loaded."""
         made = getattr(self, "_winograd_u", None)
-        if made is None or made[0] is not self.weights:
-            made = self._winograd_u = (self.weights, {})
-        if tile not in made[1]:
+        if made is None:
+            made = self._winograd_u = {}
+        if tile not in made:
             g = self.weights.reshape(-1, 9)
             u = np.empty(((tile + 2) ** 2, g.shape[0]), np.float32)
             transform = kernels.winograd4_weights if tile == 4 else kernels.winograd_weights
@@ -358,8 +389,10 @@ class Convolutional(Layer):
                 transform(g, u, i * step, min(g.shape[0], (i + 1) * step))
 
             pool.run(part, -(-g.shape[0] // step))
-            made[1][tile] = u.reshape(-1, self.filters, self.c)
-        return made[1][tile]
+            made[tile] = u.reshape(-1, self.filters, self.c)
+            if self._weights_at is not None:
+                self._weights = None  # weights once: U replaces them; read again if asked for
+        return made[tile]
 
     def flops(self, prev: Shape, out: Shape) -> float:
         # convolutional_layer.c: bflops = 2 * n * size*size*c/groups * out_h*out_w

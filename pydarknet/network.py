@@ -92,11 +92,12 @@ class Network:
             self.header = reader.header
             for i, layer in enumerate(self.layers):
                 layer.set_header(reader.header)
-                arrays = {
-                    name: reader.take(n, f"layer {i} [{layer.section.kind}] {name}")
-                    for name, n in layer.params()
-                }
+                arrays, places = {}, {}
+                for name, n in layer.params():
+                    places[name] = reader.where(n)
+                    arrays[name] = reader.take(n, f"layer {i} [{layer.section.kind}] {name}")
                 layer.load(arrays)
+                layer.locate(places)
             reader.finish()
         self.loaded = True
         return self

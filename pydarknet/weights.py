@@ -35,6 +35,40 @@ class Header:
         return 12 + (8 if self.seen_is_64bit else 4)
 
 
+def _identity(st: os.stat_result) -> tuple:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class FloatsAt:
+    """Where some floats of a .weights file are, to read them again later: a layer may free a
+    parameter it has replaced in memory (a convolution's 3x3 weights by their Winograd
+    transform) and re-read it only if it is asked for again."""
+
+    path: str
+    identity: tuple  # (device, inode, size, mtime) of the file when it was loaded
+    offset: int  # bytes from the start of the file
+    count: int  # floats
+
+    def read(self, what: str = "weights") -> np.ndarray:
+        """The floats again (a new float32 array); an error if the file changed since."""
+        try:
+            with open(self.path, "rb") as f:
+                if _identity(os.fstat(f.fileno())) != self.identity:
+                    raise WeightsError(
+                        f"{self.path}: changed since it was loaded, so the {what} it held cannot "
+                        "be read again; load the network again"
+                    )
+                f.seek(self.offset)
+                out = np.empty(self.count, "<f4")
+                got = f.readinto(memoryview(out).cast("B"))
+        except OSError as e:
+            raise WeightsError(f"{self.path}: cannot read the {what} again: {e.strerror or e}") from None
+        if got != out.nbytes:
+            raise WeightsError(f"{self.path}: changed since it was loaded (now too short)")
+        return out.astype(np.float32, copy=False)
+
+
 class WeightsReader:
     """Hands out the floats of a .weights file in order; the count must match the cfg exactly.
 
@@ -50,6 +84,8 @@ class WeightsReader:
             self._file = open(path, "rb")  # noqa: SIM115 - closed by finish(), close() or with
             st = os.fstat(self._file.fileno())
             size = st.st_size
+            # a regular file can be read again (FloatsAt); a pipe cannot
+            self._identity = _identity(st) if stat.S_ISREG(st.st_mode) else None
             if not stat.S_ISREG(st.st_mode):  # a pipe has no size: read it whole
                 raw = self._file.read()
                 self._file.close()
@@ -92,6 +128,12 @@ class WeightsReader:
                 f"{cfg_path} needs {needed:,} ({needed * 4 + header.nbytes:,} bytes); "
                 "do the .cfg and .weights match?"
             )
+
+    def where(self, n: int) -> FloatsAt | None:
+        """Where the next n floats are in the file, or None if it cannot be read again."""
+        if self._identity is None:
+            return None
+        return FloatsAt(self.path, self._identity, self.header.nbytes + 4 * self.pos, n)
 
     def take(self, n: int, what: str = "layer") -> np.ndarray:
         """The next n floats (a new float32 array); running out is an error naming the layer."""

@@ -97,3 +97,72 @@ def test_weights_from_a_pipe(tmp_path):
     other = pydarknet.load(cfg, fifo)
     writer.join()
     np.testing.assert_array_equal(other.layers[0].weights, net.layers[0].weights)
+
+
+# A 3x3 layer that runs as Winograd F(4x4) at 32x32 (16 channels) and as im2col at 8x8.
+WINO = ("[net]\nwidth=32\nheight=32\nchannels=16\n[convolutional]\nbatch_normalize=1\nfilters=8\n"
+        "size=3\npad=1\nactivation=leaky\n")  # fmt: skip
+
+
+def _wino(tmp_path, name="w.weights"):
+    cfg = tmp_path / "wino.cfg"
+    cfg.write_text(WINO)
+    net = pydarknet.Network(cfg)
+    net.save_random_weights(tmp_path / name, seed=4)
+    return cfg, net
+
+
+def test_winograd_layers_hold_their_weights_once(tmp_path):
+    """Once a forward has made the Winograd transform, the 3x3 weights are freed; asked for
+    again (here by an im2col forward at another size) they are read back bit-identical."""
+    _, net = _wino(tmp_path)
+    layer = net.layers[0]
+    before = layer.weights.copy()
+    x = np.random.default_rng(1).random((1, 16, 32, 32), dtype=np.float32)
+    (y,) = net.forward(x)
+    assert layer.winograd_tile((8, 32, 32)) == 4 and layer._weights is None
+    np.testing.assert_array_equal(layer.weights, before)  # read back from the file
+    small = np.random.default_rng(2).random((1, 16, 8, 8), dtype=np.float32)
+    assert layer.winograd_tile((8, 8, 8)) == 0  # im2col: needs the weights themselves
+    (y_small,) = net.forward(small)
+    fresh = pydarknet.load(tmp_path / "wino.cfg", tmp_path / "w.weights")
+    np.testing.assert_array_equal(y_small, fresh.forward(small)[0])
+    np.testing.assert_array_equal(y, fresh.forward(x)[0])
+
+
+def test_weights_from_a_pipe_are_kept(tmp_path):
+    _, net = _wino(tmp_path)
+    fifo = tmp_path / "pipe.weights"
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("needs a POSIX named pipe")
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes((tmp_path / "w.weights").read_bytes()))
+    writer.start()
+    other = pydarknet.load(tmp_path / "wino.cfg", fifo)
+    writer.join()
+    other.forward(np.zeros((1, 16, 32, 32), np.float32))
+    assert other.layers[0]._weights is not None  # a pipe cannot be read again: nothing freed
+
+
+def test_weights_file_changed_after_loading_is_a_clear_error(tmp_path):
+    cfg, net = _wino(tmp_path)
+    net.forward(np.zeros((1, 16, 32, 32), np.float32))
+    assert net.layers[0]._weights is None
+    pydarknet.Network(cfg).save_random_weights(tmp_path / "w.weights", seed=5)  # overwritten
+    with pytest.raises(WeightsError, match=r"w\.weights: changed since it was loaded.*\[convolutional\] weights \(.*wino\.cfg:5\)"):
+        net.layers[0].weights
+    with pytest.raises(WeightsError, match="changed since it was loaded"):
+        net.forward(np.zeros((1, 16, 8, 8), np.float32))  # im2col needs them
+
+
+def test_weights_set_by_hand_replace_the_winograd_transform(tmp_path):
+    _, net = _wino(tmp_path)
+    x = np.random.default_rng(3).random((1, 16, 32, 32), dtype=np.float32)
+    net.forward(x)
+    layer = net.layers[0]
+    layer.weights = layer.weights * np.float32(2.0)  # leaky is positively homogeneous
+    (y,) = net.forward(x)
+    fresh = pydarknet.load(tmp_path / "wino.cfg", tmp_path / "w.weights")
+    fresh.layers[0].biases = fresh.layers[0].biases * np.float32(0.5)
+    (want,) = fresh.forward(x)
+    np.testing.assert_allclose(y, 2 * want, rtol=1e-5, atol=1e-5)
