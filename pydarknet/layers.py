@@ -297,9 +297,8 @@ class Convolutional(Layer):
             std = np.sqrt(arrays["rolling_variance"].astype(np.float64) + 0.00001)
             b = b - scale * arrays["rolling_mean"] / std
             self._factor = scale / std
-        self.weights = self._fold(arrays["weights"])
+        self.weights = self._fold(arrays["weights"])  # the setter forgets any older file place
         self.biases = np.ascontiguousarray(b, dtype=np.float32)
-        self._weights_at = None
 
     def _fold(self, w: np.ndarray) -> np.ndarray:
         """The file's weights -> (groups, filters/groups, c/groups*size*size), batch norm folded."""

@@ -62,17 +62,17 @@ def cache_is_cold() -> bool:
 
 
 def start_numba_setup(model: str | None = None) -> None:
-    """Fill Numba's typing and target registries on a background thread, once per process; then
-    load from the cache the kernel overloads `model`'s forward pass used last time, and release
-    LLVM's code pages from RSS (~100 MB, clean pages of libllvmlite), which nothing touches once
-    the kernels are loaded.
+    """On a background thread, once per process: load from the cache the kernel overloads
+    `model`'s forward pass used last time (preload_kernels, without Numba's registry refresh
+    where _can_skip_refresh allows, else after it), then release LLVM's code pages from RSS
+    (~100 MB, clean pages of libllvmlite), which nothing touches once the kernels are loaded.
+    With nothing to preload it still runs the refresh that a first kernel call would.
 
-    The first kernel call does the set-up before it can load anything from the cache (~75 ms of
-    Python), and each kernel's first call loads its overload (~5-10 ms, 10-20 per model).
-    Started before the weights are read and the image is decoded, the two overlap where the
-    main thread releases the GIL (file reads, NumPy, OpenCV). Network.forward waits for it, so
-    the activations and transformed weights are allocated after LLVM's pages are released:
-    peak RSS is the larger of imports + LLVM and imports + model, not their sum.
+    Each kernel's first call would load its overload (~5 ms each, 10-20 per model). Started
+    before the weights are read and the image is decoded, the two overlap where the main thread
+    releases the GIL (file reads, NumPy, OpenCV). Network.forward waits for it, so the
+    activations and transformed weights are allocated after LLVM's pages are released: peak RSS
+    is the larger of imports + LLVM and imports + model, not their sum.
     """
     global _numba_setup
     if _numba_setup is not None:
@@ -85,19 +85,16 @@ def start_numba_setup(model: str | None = None) -> None:
         return
 
     def setup():
-        try:  # a best effort on Numba internals: any failure leaves loading to first calls
-            if model is not None and preload_kernels(model, refresh=False):
-                release_clean_pages("libllvmlite")
-                return
-        except Exception:
-            pass
-        with global_compiler_lock:
-            cpu_target.target_context.refresh()  # what Dispatcher.compile -> load_overload runs
-        try:
-            if model is not None and preload_kernels(model):
-                release_clean_pages("libllvmlite")
-        except Exception:
-            pass
+        for refresh in (False, True):  # without the context's refresh where allowed, else with
+            if refresh:
+                with global_compiler_lock:
+                    cpu_target.target_context.refresh()  # what Dispatcher.compile runs first
+            try:  # a best effort on Numba internals: any failure leaves loading to first calls
+                if model is not None and preload_kernels(model, refresh=refresh):
+                    release_clean_pages("libllvmlite")
+                    return
+            except Exception:
+                pass
 
     # not a daemon: an early exit waits for it rather than stopping it inside an import
     _numba_setup = threading.Thread(target=setup, name="pydarknet-numba-setup")

@@ -39,6 +39,15 @@ def _identity(st: os.stat_result) -> tuple:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
+def _read_floats(f, n: int) -> np.ndarray | None:
+    """The next n little-endian floats of an open file as a new float32 array; None if the file
+    ends first."""
+    out = np.empty(n, "<f4")
+    if f.readinto(memoryview(out).cast("B")) != out.nbytes:
+        return None
+    return out.astype(np.float32, copy=False)  # a no-op on little-endian machines
+
+
 @dataclass(frozen=True)
 class FloatsAt:
     """Where some floats of a .weights file are, to read them again later: a layer may free a
@@ -60,13 +69,12 @@ class FloatsAt:
                         "be read again; load the network again"
                     )
                 f.seek(self.offset)
-                out = np.empty(self.count, "<f4")
-                got = f.readinto(memoryview(out).cast("B"))
+                out = _read_floats(f, self.count)
         except OSError as e:
             raise WeightsError(f"{self.path}: cannot read the {what} again: {e.strerror or e}") from None
-        if got != out.nbytes:
+        if out is None:
             raise WeightsError(f"{self.path}: changed since it was loaded (now too short)")
-        return out.astype(np.float32, copy=False)
+        return out
 
 
 class WeightsReader:
@@ -142,12 +150,11 @@ class WeightsReader:
                 f"{self.path}: ran out of floats at {what}: needs {n:,} more after "
                 f"{self.pos:,} but the file holds {self.size:,}"
             )
-        out = np.empty(n, "<f4")
-        got = self._file.readinto(memoryview(out).cast("B"))
-        if got != out.nbytes:  # the file shrank while we read it
+        out = _read_floats(self._file, n)
+        if out is None:  # the file shrank while we read it
             raise WeightsError(f"{self.path}: ran out of floats at {what}: the file was truncated")
         self.pos += n
-        return out.astype(np.float32, copy=False)  # a no-op on little-endian machines
+        return out
 
     def finish(self) -> None:
         """Close the file; floats left over are an error (the cfg and weights do not match)."""
