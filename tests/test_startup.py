@@ -74,27 +74,35 @@ print(float(y.sum()))
 """
 
 
-def test_kernels_a_forward_used_are_preloaded_by_the_next_process(tmp_path):
-    cfg = tmp_path / "tiny.cfg"
-    cfg.write_text(TINY)
+def _two_processes(tmp_path, cfg_text: str, child: str) -> tuple[list[str], set[str]]:
+    """Run `child` (argv: cfg, weights, output file) in two fresh processes in turn, the first
+    with no preload record for the 64x64 model: (each one's stdout, the kernels saved)."""
+    cfg = tmp_path / "model.cfg"
+    cfg.write_text(cfg_text)
     net = pydarknet.Network(cfg)
-    net.save_random_weights(tmp_path / "tiny.weights")
+    net.save_random_weights(tmp_path / "model.weights")
     record = threads._preload_path(net.kernel_key(64, 64))
     record.unlink(missing_ok=True)
     try:
-        runs = [subprocess.run([sys.executable, "-c", _PRELOAD_CHILD, str(cfg),
-                                str(tmp_path / "tiny.weights")], capture_output=True, text=True,
-                               timeout=300) for _ in range(2)]  # fmt: skip
-        for proc in runs:
+        runs = []
+        for i in range(2):
+            proc = subprocess.run([sys.executable, "-c", child, str(cfg),
+                                   str(tmp_path / "model.weights"), str(tmp_path / f"out{i}.npz")],
+                                  capture_output=True, text=True, timeout=600)  # fmt: skip
             assert proc.returncode == 0, proc.stderr
-        (first, sum1), (second, sum2) = (proc.stdout.split("\n")[:2] for proc in runs)
-        assert first == "[]"  # nothing saved yet: each kernel loads on its first call
-        saved = {name for name, _ in threads._read_preload(net.kernel_key(64, 64))}
-        assert {"im2col_rows", "bias_activate", "maxpool"} <= saved
-        assert second == str(sorted(saved))  # loaded before the forward asked for any
-        assert sum1 == sum2
+            runs.append(proc.stdout)
+        return runs, {name for name, _ in threads._read_preload(net.kernel_key(64, 64))}
     finally:
         record.unlink(missing_ok=True)
+
+
+def test_kernels_a_forward_used_are_preloaded_by_the_next_process(tmp_path):
+    runs, saved = _two_processes(tmp_path, TINY, _PRELOAD_CHILD)
+    (first, sum1), (second, sum2) = (out.split("\n")[:2] for out in runs)
+    assert first == "[]"  # nothing saved yet: each kernel loads on its first call
+    assert {"im2col_rows", "bias_activate", "maxpool"} <= saved
+    assert second == str(sorted(saved))  # loaded before the forward asked for any
+    assert sum1 == sum2
 
 
 def _mapping(name: str):
@@ -138,7 +146,23 @@ def test_release_clean_pages_drops_only_clean_read_only_mappings(tmp_path):
 # Every kernel a detector's forward calls from Python, parallel ones aside: im2col (stride 2,
 # three channels), F(4x4) and F(2x2) Winograd, both maxpool paths, upsample, route, shortcut
 # with an activation, yolo.
-_EVERY_KERNEL = """[net]
+_HEAD = """
+[convolutional]
+filters=18
+size=1
+stride=1
+pad=1
+activation=linear
+
+[yolo]
+mask=0,1,2
+anchors=10,14,23,27,37,58
+classes=1
+num=3
+"""  # a 1x1 convolution and its [yolo]
+
+_EVERY_KERNEL = (
+    """[net]
 width=64
 height=64
 channels=3
@@ -179,18 +203,9 @@ stride=1
 from=-3
 activation=swish
 
-[convolutional]
-filters=18
-size=1
-stride=1
-pad=1
-activation=linear
-
-[yolo]
-mask=0,1,2
-anchors=10,14,23,27,37,58
-classes=1
-num=3
+"""
+    + _HEAD
+    + """
 
 [route]
 layers=-3
@@ -201,19 +216,9 @@ stride=2
 [route]
 layers=-1,1
 
-[convolutional]
-filters=18
-size=1
-stride=1
-pad=1
-activation=linear
-
-[yolo]
-mask=0,1,2
-anchors=10,14,23,27,37,58
-classes=1
-num=3
 """
+    + _HEAD
+)
 
 _PRELOAD_REFRESH_CHILD = """
 import sys, numpy as np, pydarknet
@@ -235,32 +240,16 @@ print(refreshed, preloaded)
 def test_preload_without_the_context_refresh_gives_the_same_outputs(tmp_path, extra, parallel):
     """The start-up's fast path: cached kernels loaded with only the NRT set up (no registry
     refresh) compute what freshly loaded ones compute; a parallel kernel keeps the full path."""
-    cfg = tmp_path / "every.cfg"
-    cfg.write_text(_EVERY_KERNEL + extra)
-    net = pydarknet.Network(cfg)
-    net.save_random_weights(tmp_path / "every.weights")
-    record = threads._preload_path(net.kernel_key(64, 64))
-    record.unlink(missing_ok=True)
-    try:
-        runs = []
-        for i in range(2):
-            proc = subprocess.run([sys.executable, "-c", _PRELOAD_REFRESH_CHILD, str(cfg),
-                                   str(tmp_path / "every.weights"), str(tmp_path / f"out{i}.npz")],
-                                  capture_output=True, text=True, timeout=600)  # fmt: skip
-            assert proc.returncode == 0, proc.stderr
-            runs.append(proc.stdout.strip())
-        assert runs[0] == "True []"  # nothing saved yet: the set-up refreshes, calls load
-        saved = sorted({name for name, _ in threads._read_preload(net.kernel_key(64, 64))})
-        assert {"im2col_rows", "winograd4_input", "winograd_input", "maxpool", "upsample"} <= set(
-            saved
-        )
-        if threads._can_skip_refresh([]) and not parallel:
-            assert runs[1] == f"False {saved}"  # all preloaded, and no refresh
-        else:
-            assert runs[1] == f"True {saved}"
-        first, second = np.load(tmp_path / "out0.npz"), np.load(tmp_path / "out1.npz")
-        assert first.files == second.files and len(first.files) == 2
-        for k in first.files:
-            np.testing.assert_array_equal(first[k], second[k])
-    finally:
-        record.unlink(missing_ok=True)
+    runs, saved_set = _two_processes(tmp_path, _EVERY_KERNEL + extra, _PRELOAD_REFRESH_CHILD)
+    runs = [out.strip() for out in runs]
+    assert runs[0] == "True []"  # nothing saved yet: the set-up refreshes, calls load
+    saved = sorted(saved_set)
+    assert {"im2col_rows", "winograd4_input", "winograd_input", "maxpool", "upsample"} <= saved_set
+    if threads._can_skip_refresh([]) and not parallel:
+        assert runs[1] == f"False {saved}"  # all preloaded, and no refresh
+    else:
+        assert runs[1] == f"True {saved}"
+    first, second = np.load(tmp_path / "out0.npz"), np.load(tmp_path / "out1.npz")
+    assert first.files == second.files and len(first.files) == 2
+    for k in first.files:
+        np.testing.assert_array_equal(first[k], second[k])

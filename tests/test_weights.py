@@ -82,7 +82,21 @@ def test_take_reads_owned_float32_arrays(tmp_path):
     np.testing.assert_array_equal(np.concatenate([a, b]), np.arange(10, dtype=np.float32))
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a POSIX named pipe")
+_needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a POSIX named pipe")
+
+
+def _load_through_a_pipe(cfg, weights, tmp_path):
+    """pydarknet.load(cfg, a named pipe that a thread fills with the bytes of `weights`)."""
+    fifo = tmp_path / "pipe.weights"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(weights.read_bytes()))
+    writer.start()
+    net = pydarknet.load(cfg, fifo)
+    writer.join()
+    return net
+
+
+@_needs_fifo
 def test_weights_from_a_pipe(tmp_path):
     """A pipe has no size to check against: it is read whole, then handed out as from a file."""
     cfg = tmp_path / "bn.cfg"
@@ -90,12 +104,7 @@ def test_weights_from_a_pipe(tmp_path):
     net = pydarknet.Network(cfg)
     path = tmp_path / "bn.weights"
     net.save_random_weights(path)
-    fifo = tmp_path / "pipe.weights"
-    os.mkfifo(fifo)
-    writer = threading.Thread(target=lambda: fifo.write_bytes(path.read_bytes()))
-    writer.start()
-    other = pydarknet.load(cfg, fifo)
-    writer.join()
+    other = _load_through_a_pipe(cfg, path, tmp_path)
     np.testing.assert_array_equal(other.layers[0].weights, net.layers[0].weights)
 
 
@@ -130,16 +139,10 @@ def test_winograd_layers_hold_their_weights_once(tmp_path):
     np.testing.assert_array_equal(y, fresh.forward(x)[0])
 
 
+@_needs_fifo
 def test_weights_from_a_pipe_are_kept(tmp_path):
-    _, net = _wino(tmp_path)
-    fifo = tmp_path / "pipe.weights"
-    if not hasattr(os, "mkfifo"):
-        pytest.skip("needs a POSIX named pipe")
-    os.mkfifo(fifo)
-    writer = threading.Thread(target=lambda: fifo.write_bytes((tmp_path / "w.weights").read_bytes()))
-    writer.start()
-    other = pydarknet.load(tmp_path / "wino.cfg", fifo)
-    writer.join()
+    cfg, _ = _wino(tmp_path)
+    other = _load_through_a_pipe(cfg, tmp_path / "w.weights", tmp_path)
     other.forward(np.zeros((1, 16, 32, 32), np.float32))
     assert other.layers[0]._weights is not None  # a pipe cannot be read again: nothing freed
 
