@@ -89,18 +89,24 @@ def _activate(x, code):
 # Elementwise kernels work on row segments of at most _BLOCK floats: the scratch arrays below
 # stay in L1 and every inner loop is a plain indexed loop over 0..m that LLVM vectorizes.
 # error_model="numpy" lets float division vectorize (no ZeroDivisionError branch), as in C.
+# _CONTRACT lets LLVM fuse a * b + c into one FMA (one rounding instead of two): exp's
+# polynomial runs ~30% faster, within 1e-6 relative of the unfused result.
 _BLOCK = 1024
+_CONTRACT = {"contract"}
 
 
-@njit(cache=True, error_model="numpy")
-def _exp_split(x, lo, hi, sign, p, bits):
-    """p[i] * 2**k[i] = exp(clamp(sign*x[i], lo, hi)), k stored as float32 exponent bits.
+@njit(cache=True, error_model="numpy", fastmath=_CONTRACT)
+def _exp_split(x, b, lo, hi, sign, p, bits):
+    """x[i] += b, then p[i] * 2**k[i] = exp(clamp(sign*x[i], lo, hi)), k stored as float32
+    exponent bits.
 
     Cephes expf (range reduction by ln 2 in two parts, degree-6 polynomial, < 2 ulp), written
     without calls so the loop vectorizes; libm's expf is a scalar call. Needs -87 <= lo, hi <= 88.
     """
     for i in range(x.shape[0]):
-        t = max(min(sign * x[i], hi), lo)
+        v = x[i] + b
+        x[i] = v
+        t = max(min(sign * v, hi), lo)
         k = np.floor(t * _F(1.44269504088896341) + _F(0.5))
         r = t - k * _F(0.693359375) - k * _F(-2.12194440e-4)
         q = _F(1.9875691500e-4) * r + _F(1.3981999507e-3)
@@ -112,43 +118,48 @@ def _exp_split(x, lo, hi, sign, p, bits):
         bits[i] = (np.int32(k) + np.int32(127)) << np.int32(23)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath=_CONTRACT)
 def _act_segment(seg, b, code, p, bits, scale):
-    """seg = act(seg + b) in place, for one segment of at most _BLOCK floats (activations.c)."""
+    """seg = act(seg + b) in place, for one segment of at most _BLOCK floats (activations.c).
+
+    The bias is added in the activation's own loop: one pass, and a store of a new value on
+    every element. `seg[i] = v if v > 0 else 0.1 * v` alone stores only where v <= 0, which
+    LLVM turns into masked stores (vmaskmovps), microcoded on AMD and 5x slower.
+    """
     m = seg.shape[0]
-    if b != 0:
-        for i in range(m):
-            seg[i] = seg[i] + b
     if code == LINEAR:
+        if b != 0:
+            for i in range(m):
+                seg[i] = seg[i] + b
         return
     if code == LEAKY:
         for i in range(m):
-            v = seg[i]
-            seg[i] = v if v > 0 else _F(0.1) * v
+            v = seg[i] + b
+            seg[i] = v if v > _F(0.0) else _F(0.1) * v
     elif code == RELU:
         for i in range(m):
-            v = seg[i]
-            seg[i] = v if v > 0 else _F(0.0)
+            v = seg[i] + b
+            seg[i] = v if v > _F(0.0) else _F(0.0)
     elif code == MISH:
         # x * tanh(softplus(x)) = x * n / (n + 2) with n = e(e + 2), e = exp(x): one exp, no
         # cancellation; within 1e-6 of darknet's x > 20 -> x and x < -20 -> exp(x) branches
         # (tanh(x) rounds to 1 above 9; n/(n+2) -> e below -20). Below -87 expf underflows:
         # 0 there, as x * expf(x) is. Tested in test_kernels.py.
-        _exp_split(seg, _F(-87.0), _F(20.0), _F(1.0), p, bits)
+        _exp_split(seg, b, _F(-87.0), _F(20.0), _F(1.0), p, bits)
         for i in range(m):
             e = p[i] * scale[i]
             n = e * (e + _F(2.0))
             t = n / (n + _F(2.0))
             seg[i] = seg[i] * (t if seg[i] >= _F(-87.0) else _F(0.0))
     elif code == LOGISTIC or code == SWISH:
-        _exp_split(seg, _F(-87.0), _F(88.0), _F(-1.0), p, bits)
+        _exp_split(seg, b, _F(-87.0), _F(88.0), _F(-1.0), p, bits)
         for i in range(m):
             s = _F(1.0) / (_F(1.0) + p[i] * scale[i])
             s = s if seg[i] >= _F(-88.0) else _F(0.0)  # 1/(1+expf(-x)) underflows there
             seg[i] = s if code == LOGISTIC else seg[i] * s
     else:
         for i in range(m):
-            seg[i] = _activate(seg[i], code)
+            seg[i] = _activate(seg[i] + b, code)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
