@@ -11,7 +11,6 @@ wait for the slowest, which made 2-thread runs 10x slower on a loaded machine).
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 import pickle
 import sys
@@ -315,37 +314,89 @@ def set_num_threads(n: int) -> int:
     return n
 
 
+class _Job:
+    """One Pool.run: steps claimed one at a time, and a count of claimed steps still running."""
+
+    __slots__ = ("step", "count", "next", "running", "lock", "idle", "error")
+
+    def __init__(self, step, count: int):
+        self.step, self.count, self.next, self.running = step, count, 0, 0
+        self.lock = threading.Lock()
+        self.idle = threading.Condition(self.lock)
+        self.error: BaseException | None = None
+
+    def work(self, slot: int) -> None:
+        step, lock = self.step, self.lock
+        while True:
+            with lock:  # claim a step and count it as running in one move
+                i = self.next
+                if i >= self.count:
+                    return
+                self.next, self.running = i + 1, self.running + 1
+            try:
+                step(i, slot)
+            except BaseException as e:
+                with lock:
+                    self.error = self.error or e
+                    self.next = self.count  # no new claims: the job has failed
+            finally:
+                with lock:
+                    self.running -= 1
+                    if self.running == 0:
+                        self.idle.notify_all()
+
+    def wait(self) -> None:
+        """Until no claimed step is running. A worker that wakes later finds nothing to claim."""
+        with self.lock:
+            self.next = max(self.next, self.count)
+            while self.running:
+                self.idle.wait()
+        if self.error is not None:
+            raise self.error
+
+
 class Pool:
-    """size threads (the caller and size-1 workers) that share the steps of one job."""
+    """size threads (the caller and size-1 workers) that share the steps of one job.
+
+    The caller works from the first step on and waits only for steps a worker has claimed and
+    not finished, never for a worker to wake up: waking a sleeping thread takes 50-100 us on a
+    VM, longer than many steps, and a forward pass runs dozens of jobs. A worker that wakes
+    after the caller took every step finds nothing to do.
+    """
 
     def __init__(self, size: int):
-        from concurrent.futures import ThreadPoolExecutor
+        import queue
 
         self.size = size
-        self._executor = ThreadPoolExecutor(size - 1, "pydarknet") if size > 1 else None
+        self._queues = [queue.SimpleQueue() for _ in range(size - 1)]
+        for slot, q in enumerate(self._queues, 1):
+            name = f"pydarknet-{slot}"
+            threading.Thread(target=self._serve, args=(q, slot), name=name, daemon=True).start()
+
+    @staticmethod
+    def _serve(q, slot: int) -> None:
+        while (job := q.get()) is not None:
+            job.work(slot)
 
     def run(self, step, count: int) -> None:
-        """step(i, slot) for every i in range(count); slot (< size) names the thread's scratch."""
-        if count <= 1 or self._executor is None:
+        """step(i, slot) for every i in range(count); slot (< size) names the thread's scratch.
+        The first exception a step raises is raised here, after every running step ended."""
+        if count <= 1 or not self._queues:
             for i in range(count):
                 step(i, 0)
             return
-        counter = itertools.count()  # next() is atomic under the GIL: each i is taken once
-
-        def work(slot):
-            while (i := next(counter)) < count:
-                step(i, slot)
-
-        futures = [self._executor.submit(work, s) for s in range(1, min(self.size, count))]
+        job = _Job(step, count)
+        for q in self._queues[: count - 1]:
+            q.put(job)
         try:
-            work(0)
+            job.work(0)
         finally:
-            for f in futures:
-                f.result()
+            job.wait()
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
+        for q in self._queues:
+            q.put(None)
+        self._queues = []
 
 
 def pool() -> Pool:

@@ -401,6 +401,43 @@ def test_pool_runs_every_step_once_and_raises():
         pool.close()
 
 
+def test_pool_returns_only_after_every_claimed_step_ended():
+    """The caller never waits for a worker to wake, but must wait for a step a worker runs:
+    steps share scratch memory with the next job. A failing step stops new claims, and the
+    error is raised after the steps still running have ended."""
+    import time
+
+    pool = threads.Pool(2)
+    try:
+        for _ in range(20):
+            ended = []
+
+            def slow_on_worker(i, slot):
+                if slot:
+                    time.sleep(0.01)
+                ended.append(i)
+
+            pool.run(slow_on_worker, 4)
+            assert sorted(ended) == [0, 1, 2, 3]
+
+        started, ended = [], []
+
+        def fail_while_worker_runs(i, slot):
+            started.append(i)
+            if slot:
+                time.sleep(0.05)
+                ended.append(i)
+            else:
+                time.sleep(0.01)  # the worker has claimed a step by now
+                raise ValueError("caller's step")
+
+        with pytest.raises(ValueError, match="caller's step"):
+            pool.run(fail_while_worker_runs, 100)
+        assert len(ended) == len(started) - 1 and len(started) < 100
+    finally:
+        pool.close()
+
+
 def test_cache_dir_respects_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "given"))
     assert threads.cache_dir() == tmp_path / "given"
