@@ -25,6 +25,10 @@ Shape = tuple[int, int, int]  # (c, h, w)
 CHUNK_FLOATS = 1 << 20
 # Fewest Winograd tiles per step: narrower GEMMs run well under BLAS's peak.
 MIN_TILES = 96
+# A 1x1 convolution with fewer filters than this is split by output columns, not by filters:
+# OpenBLAS runs (128 x 128) @ (128 x 1024) at ~85 GFLOP/s per core, (32 x 128) @ (128 x 4096)
+# at ~70; from 256 filters the two splits are even.
+SPLIT_FILTERS_FROM = 256
 
 
 def _rows_per_step(total: int, per_row: int, slots: int) -> int:
@@ -407,6 +411,8 @@ class Convolutional(Layer):
         k = c // g * size * size  # im2col rows per group
         pool = threads.pool()
         rows = _rows_per_step(out_h, c * size * size * out_w, pool.size)
+        if self.direct and n < SPLIT_FILTERS_FROM and out_h * out_w >= 2 * pool.size * 1024:
+            rows = min(rows, -(-out_h // (2 * pool.size)))  # column steps: full-height GEMMs
         steps = -(-out_h // rows)
         per_slot = c * size * size * rows * out_w  # workspace floats of one thread
         for b in range(x.shape[0]):
