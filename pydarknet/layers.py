@@ -11,6 +11,7 @@ Outputs are (N, c, h, w) float32, C-contiguous.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +30,9 @@ MIN_TILES = 96
 # OpenBLAS runs (128 x 128) @ (128 x 1024) at ~85 GFLOP/s per core, (32 x 128) @ (128 x 4096)
 # at ~70; from 256 filters the two splits are even.
 SPLIT_FILTERS_FROM = 256
+
+
+_MAKING_U = threading.Lock()
 
 
 def _rows_per_step(total: int, per_row: int, slots: int) -> int:
@@ -337,7 +341,7 @@ class Convolutional(Layer):
         self._winograd_u = None
 
     def workspace(self, prev: Shape, out: Shape) -> int:
-        slots = threads.num_threads()
+        slots = threads.pool().size
         tile = self.winograd_tile(out)
         if tile:
             th, tw = -(-out[1] // tile), -(-out[2] // tile)
@@ -378,6 +382,13 @@ class Convolutional(Layer):
     def winograd_weights(self, tile: int) -> np.ndarray:
         """U = G g G^T of every (filter, channel) 3x3 kernel g: ((tile+2)^2, n, c), made once
         per tile size (summed in float64) and again when new weights are loaded."""
+        made = getattr(self, "_winograd_u", None)
+        if made is not None and tile in made:
+            return made[tile]
+        with _MAKING_U:  # images of a batch on several threads: made once
+            return self._make_winograd_weights(tile)
+
+    def _make_winograd_weights(self, tile: int) -> np.ndarray:
         made = getattr(self, "_winograd_u", None)
         if made is None:
             made = self._winograd_u = {}

@@ -23,6 +23,7 @@ _pool = None
 _blas = None  # threadpoolctl controllers of the loaded BLAS libraries
 _numba_setup: threading.Thread | None = None
 _remembered: set[str] = set()  # models whose kernels this process has saved for the preload
+_local = threading.local()  # .pool: serial()'s pool of one on this thread
 
 
 def cache_dir() -> Path:
@@ -399,11 +400,31 @@ class Pool:
         self._queues = []
 
 
+_SERIAL = Pool(1)
+
+
 def pool() -> Pool:
+    """The pool layers split their work over: the shared one, or inside serial() a pool of one
+    (the calling thread)."""
     global _pool
+    mine = getattr(_local, "pool", None)
+    if mine is not None:
+        return mine
     if _pool is None:
         _pool = Pool(num_threads())
     return _pool
+
+
+@contextmanager
+def serial():
+    """Inside, on this thread, pool() runs every step in turn on the caller: for work that is
+    itself one of several run in parallel (an image of a batch)."""
+    before = getattr(_local, "pool", None)
+    _local.pool = _SERIAL
+    try:
+        yield
+    finally:
+        _local.pool = before
 
 
 @contextmanager

@@ -185,7 +185,7 @@ def test_winograd_agrees_with_im2col(tmp_path, monkeypatch):
     x = np.random.default_rng(5).random((2, 64, 26, 27), dtype=_F)
     (fast,) = net.forward(x)
     monkeypatch.setattr(type(net.layers[0]), "winograd", property(lambda self: False))
-    net._plan_key = None
+    net._plans.clear()
     (plain,) = net.forward(x)
     assert np.abs(fast - plain).max() <= 1e-5 * np.abs(plain).max()
 
@@ -311,7 +311,7 @@ def test_forward_returns_fresh_arrays(random_model):
 def test_liveness_lets_buffers_share_only_when_lifetimes_do_not_overlap(random_model):
     net, _ = random_model(CFG / "yolov4-tiny.cfg", seed=3)
     net.forward(np.zeros((1, 3, 96, 96), _F))
-    slots, views, fresh, shapes, _ = net._plan_cache
+    slots, views, fresh, shapes, _ = net._plan(1, 96, 96)
     last_use = {}
     for j in range(len(net.layers)):
         for i in net._needs(j):
@@ -328,6 +328,48 @@ def test_liveness_lets_buffers_share_only_when_lifetimes_do_not_overlap(random_m
         if p1 < p2 + n2 and p2 < p1 + n1:  # same memory: lifetimes must be disjoint
             (a1, b1), (a2, b2) = live[r1], live[r2]
             assert b1 < a2 or b2 < a1, (r1, r2, live[r1], live[r2])
+
+
+# -- a batch, one image per thread -----------------------------------------------------------
+@pytest.mark.parametrize("name,h,w", [("yolov4-tiny", 96, 128), ("yolov4-csp", 64, 96),
+                                      ("yolov3-spp", 96, 64)])  # fmt: skip
+def test_a_batch_runs_one_image_per_thread_with_one_threads_numbers(random_model, monkeypatch,
+                                                                     name, h, w):  # fmt: skip
+    net, _ = random_model(CFG / f"{name}.cfg", seed=11)  # a fresh net: U made during the batch
+    x = np.random.default_rng(4).random((3, 3, h, w), dtype=_F)
+    apart = []
+    real = pydarknet.Network._forward_images
+    monkeypatch.setattr(pydarknet.Network, "_forward_images",
+                        lambda self, *a: apart.append(1) or real(self, *a))  # fmt: skip
+    before = threads.num_threads()
+    try:
+        threads.set_num_threads(2)
+        together = net.forward(x)
+        threads.set_num_threads(1)
+        alone = [[a.copy() for a in net.forward(x[b : b + 1])] for b in range(3)]
+    finally:
+        threads.set_num_threads(before)
+    assert apart == [1]
+    for k, out in enumerate(together):
+        np.testing.assert_array_equal(out, np.concatenate([a[k] for a in alone]))
+
+
+def test_a_batch_with_a_layer_that_may_run_parallel_kernels_stays_whole(tmp_path):
+    cfg = tmp_path / "avg.cfg"
+    cfg.write_text("[net]\nwidth=32\nheight=32\nchannels=3\n\n[convolutional]\nfilters=8\n"
+                   "size=3\nstride=1\npad=1\nactivation=leaky\n\n[avgpool]\n")  # fmt: skip
+    net = pydarknet.Network(cfg)
+    net.save_random_weights(tmp_path / "avg.weights", 1)
+    assert not net._images_apart()  # avgpool's kernel is a Numba parallel one
+    x = np.random.default_rng(2).random((2, 3, 32, 32), dtype=_F)
+    before = threads.num_threads()
+    try:
+        threads.set_num_threads(2)
+        (both,) = net.forward(x)
+        alone = [net.forward(x[b : b + 1])[0].copy() for b in range(2)]
+    finally:
+        threads.set_num_threads(before)
+    np.testing.assert_array_equal(both, np.concatenate(alone))
 
 
 # -- pruned heads ---------------------------------------------------------------------------
