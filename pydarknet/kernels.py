@@ -682,6 +682,76 @@ def winograd4_weights(g, out, k0, k1):
     _weights_transform(g, out, 6, k0, k1)
 
 
+# --- NMS ---
+@njit(cache=True, inline="always")
+def _fmax(a, b):
+    """C's fmax: the larger, or the one that is not NaN."""
+    if b != b:
+        return a
+    if a != a:
+        return b
+    return a if a >= b else b
+
+
+@njit(cache=True, inline="always")
+def _fmin(a, b):
+    if b != b:
+        return a
+    if a != a:
+        return b
+    return a if a <= b else b
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _diou_over(e, a, b, iou, t, exponent):
+    """Whether box a suppresses box b by DIoU: iou - (d^2/c^2)**exponent > t (box.c box_diou,
+    box_diounms; pow in double as C promotes it; c == 0: the IoU alone)."""
+    cw = _fmax(e[1, a], e[1, b]) - _fmin(e[0, a], e[0, b])  # box_c: the enclosing box
+    ch = _fmax(e[3, a], e[3, b]) - _fmin(e[2, a], e[2, b])
+    c = cw * cw + ch * ch
+    if c == 0:
+        return iou > t
+    dx, dy = e[5, a] - e[5, b], e[6, a] - e[6, b]
+    d = dx * dx + dy * dy
+    return iou - _F(math.pow(np.float64(d / c), exponent)) > t
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def nms_class(e, p, t, diou, exponent):
+    """Greedy suppression within one class, candidates in sorted order (box.c do_nms_sort and
+    diounms_sort's inner loops): p (m,) their probs, zeroed in place where a box still kept
+    earlier in the order overlaps by more than t; e (7, m) their edges left, right, top,
+    bottom, area w*h, centre x, y (postprocess._edges). The overlap is box_iou, or with diou
+    box_diou/box_diounms.
+
+    For each kept box, the IoU with every later box in one branch-free (vectorized) loop, then
+    DIoU only where the IoU is over t: its penalty is >= 0 (or NaN), so below that it cannot
+    suppress. float32 in box.c's order of operations: the same zeros as the Darknet port in
+    tests/reference.py (tested).
+    """
+    m = p.shape[0]
+    zero = _F(0.0)
+    s = np.empty(m, np.float32)  # IoUs of box a with the boxes after it
+    for a in range(m - 1):
+        if p[a] == 0:  # suppressed: suppresses nothing
+            continue
+        a0, a1, a2, a3, a4 = e[0, a], e[1, a], e[2, a], e[3, a], e[4, a]
+        e0, e1, e2, e3, e4 = e[0, a + 1 :], e[1, a + 1 :], e[2, a + 1 :], e[3, a + 1 :], e[4, a + 1 :]
+        for j in range(m - a - 1):
+            b0, b1, b2, b3 = e0[j], e1[j], e2[j], e3[j]
+            left = a0 if a0 > b0 else b0
+            right = a1 if a1 < b1 else b1
+            top = a2 if a2 > b2 else b2
+            bottom = a3 if a3 < b3 else b3
+            w, h = right - left, bottom - top
+            inter = zero if (w < 0) | (h < 0) else w * h
+            union = a4 + e4[j] - inter
+            s[j] = zero if (inter == 0) | (union == 0) else inter / union
+        for j in range(m - a - 1):
+            if s[j] > t and (not diou or _diou_over(e, a, a + 1 + j, s[j], t, exponent)):
+                p[a + 1 + j] = 0
+
+
 # --- zoo layers ---
 # Kernels of the layers beyond the YOLOv3/v4 core (layers_more.py). Sums run in darknet's order,
 # one float32 accumulator each, so results match the C loops bit for bit where C is sequential.

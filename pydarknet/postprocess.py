@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from . import kernels
 from .errors import DarknetError
 
 _F = np.float32
@@ -357,15 +358,8 @@ def nms(
         if len(cand) < 2:
             continue
         p = probs[cand, k]  # (m,) this class's probs in sorted order
-        e = edges[:, cand]  # (7, m)
-        for a in range(len(cand) - 1):
-            if p[a] == 0:  # suppressed earlier in this class: suppresses nothing
-                continue
-            if crit == "iou":
-                c = _iou(e[:, a], e[:, a + 1 :])
-            else:
-                c = _diou(e[:, a], e[:, a + 1 :], exponent)
-            p[a + 1 :][c > t] = 0
+        e = np.ascontiguousarray(edges[:, cand])  # (7, m)
+        kernels.nms_class(e, p, t, crit != "iou", exponent)  # O(m^2) pairs, compiled
         probs[cand, k] = p
     return order
 

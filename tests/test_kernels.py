@@ -426,6 +426,35 @@ def test_bench_command_prints_median_and_layers(capsys):
     assert "pydarknet  median" in out and "GFLOP/s" in out and " 23 yolo" in out
 
 
+# -- NMS against the Darknet port --------------------------------------------------------------
+@pytest.mark.parametrize("kind,beta", [("default", 0.6), ("greedynms", 0.6), ("diounms", 0.8)])
+def test_nms_kernel_matches_the_darknet_port_on_many_boxes(kind, beta):
+    """kernels.nms_class through postprocess.nms: 300 boxes in clusters (many suppressions),
+    ties, zero-size boxes and boxes that share a centre (DIoU's c == 0 and d == 0)."""
+    from pydarknet import postprocess
+
+    rng = np.random.default_rng(9)
+    n = 300
+    centres = rng.random((12, 2)) * 0.8 + 0.1
+    xy = centres[rng.integers(0, 12, n)] + rng.normal(0, 0.02, (n, 2))
+    boxes = np.concatenate([xy, 0.05 + rng.random((n, 2)) * 0.15], axis=1).astype(_F)
+    boxes[10, 2:] = 0
+    boxes[11] = boxes[12] = boxes[13]
+    boxes[20, 2:] = boxes[21, 2:] = 0
+    boxes[21, :2] = boxes[20, :2]
+    probs = rng.choice(np.array([0, 0.3, 0.5, 0.5, 0.7, 0.9], _F), (n, 4)).astype(_F)
+    obj = np.where(rng.random(n) < 0.1, 0, 0.8).astype(_F)
+    if kind == "default":
+        want, want_order = reference.do_nms_sort(boxes, obj, probs, 0.45)
+    else:
+        want, want_order = reference.diounms_sort(boxes, obj, probs, 0.45, kind, beta)
+    got = probs.copy()
+    order = postprocess.nms(boxes, obj, got, 0.45, kind, beta)
+    np.testing.assert_array_equal(got, want)
+    assert order.tolist() == want_order
+    assert (got == 0).sum() > (probs == 0).sum() + 100  # many suppressions
+
+
 # -- threads and cache ----------------------------------------------------------------------
 def test_pool_runs_every_step_once_and_raises():
     pool = threads.Pool(3)
