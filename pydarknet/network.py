@@ -513,7 +513,8 @@ class Network:
             last = self.layers[self.heads[-1]]
             kind = getattr(last, "nms_kind", "default")
             beta = getattr(last, "beta_nms", 0.6)
-            order = postprocess.nms(boxes, objs, probs, nms, kind, beta)
+            with threads.remembering_kernels(self.kernel_key(self.height, self.width), "nms"):
+                order = postprocess.nms(boxes, objs, probs, nms, kind, beta)
             boxes, probs = boxes[order], probs[order]
         return postprocess.to_detections(boxes, probs, im_w, im_h, names, thresh)
 

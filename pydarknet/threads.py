@@ -22,7 +22,7 @@ _threads: int | None = None
 _pool = None
 _blas = None  # threadpoolctl controllers of the loaded BLAS libraries
 _numba_setup: threading.Thread | None = None
-_remembered: set[str] = set()  # models whose kernels this process has saved for the preload
+_remembered: set[tuple[str, str]] = set()  # (model, part)s whose kernels were saved for the preload
 _local = threading.local()  # .pool: serial()'s pool of one on this thread
 
 
@@ -201,15 +201,16 @@ def preload_kernels(model: str, refresh: bool = True) -> bool:
 
 
 @contextmanager
-def remembering_kernels(model: str):
-    """Around a forward pass: the first one of `model` in this process saves the overloads it
-    loaded or compiled, for the next process's preload."""
-    if model in _remembered:
+def remembering_kernels(model: str, part: str = "forward"):
+    """Around a forward pass (or another part of a detection, such as its NMS): the first one
+    of `model` in this process saves the overloads it loaded or compiled, for the next
+    process's preload."""
+    if (model, part) in _remembered:
         yield
         return
     before = kernel_overloads()
     yield
-    _remembered.add(model)
+    _remembered.add((model, part))
     remember_kernels(model, before)
 
 

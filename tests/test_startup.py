@@ -105,6 +105,26 @@ def test_kernels_a_forward_used_are_preloaded_by_the_next_process(tmp_path):
     assert sum1 == sum2
 
 
+_PRELOAD_DETECT_CHILD = """
+import sys, numpy as np, pydarknet
+from pydarknet import threads
+net = pydarknet.Network(sys.argv[1])
+net.load_weights(sys.argv[2])
+threads.wait_numba_setup()
+print(sorted(name for name, sigs in threads.kernel_overloads().items() if sigs))
+image = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)
+print(len(net.detect(image, thresh=0.001, nms=0.45)))
+"""
+
+
+def test_the_nms_kernel_a_detection_used_is_preloaded_too(tmp_path):
+    runs, saved = _two_processes(tmp_path, TINY, _PRELOAD_DETECT_CHILD)
+    (first, n1), (second, n2) = (out.split("\n")[:2] for out in runs)
+    assert "nms_class" in saved and "bias_activate" in saved  # the NMS's and the forward's
+    assert "nms_class" not in first and second == str(sorted(saved))
+    assert n1 == n2 and int(n1) > 0
+
+
 def _mapping(name: str):
     with open("/proc/self/smaps") as f:
         (found,) = threads._file_mappings(f.read().splitlines(), name)
