@@ -42,6 +42,17 @@ def _rows_per_step(total: int, per_row: int, slots: int) -> int:
         steps = -(-steps // slots) * slots
     return max(1, -(-total // steps))
 
+def _tile_rows_per_step(th: int, tw: int, per_row: int, slots: int) -> int:
+    """Winograd tile rows per pool step: about CHUNK_FLOATS of workspace but >= MIN_TILES tiles
+    (the GEMMs' width), in a multiple of `slots` steps where there are more steps than slots:
+    3 steps on 2 threads leave one idle for a third of the layer (yolov4-csp's 64x64 maps)."""
+    rows = max(_rows_per_step(th, per_row, slots), -(-MIN_TILES // tw))
+    steps = -(-th // rows)
+    if steps > slots and steps % slots:
+        rows = -(-th // (steps // slots * slots))  # fewer, larger steps
+    return rows
+
+
 ACTIVATIONS = {
     "linear": kernels.LINEAR, "leaky": kernels.LEAKY, "relu": kernels.RELU,
     "logistic": kernels.LOGISTIC, "mish": kernels.MISH, "swish": kernels.SWISH,
@@ -346,7 +357,7 @@ class Convolutional(Layer):
         if tile:
             th, tw = -(-out[1] // tile), -(-out[2] // tile)
             per_row = (tile + 2) ** 2 * (prev[0] + out[0]) * tw  # transformed input, GEMM output
-            rows = max(_rows_per_step(th, per_row, slots), -(-MIN_TILES // tw))
+            rows = _tile_rows_per_step(th, tw, per_row, slots)
             return max(slots * per_row * rows, per_row * th)
         if self.direct:
             return 0
@@ -488,8 +499,7 @@ class Convolutional(Layer):
         u, pad, act = self.winograd_weights(tile), self.padding, self.activation
         pool = threads.pool()
         per_row = a * (c + n) * tw
-        # steps of tile rows, but of >= MIN_TILES tiles: the GEMMs' width
-        rows = max(_rows_per_step(th, per_row, pool.size), -(-MIN_TILES // tw))
+        rows = _tile_rows_per_step(th, tw, per_row, pool.size)
         steps = -(-th // rows)
         for b in range(x.shape[0]):
             y = out[b].reshape(n, out_h * out_w)
