@@ -28,6 +28,16 @@ def _positive_threads(text: str) -> int:
     return n
 
 
+def _image_batch(args: argparse.Namespace, images: int) -> int:
+    """--batch, else one image per pool thread when there are several: a batch runs one image
+    per thread (Network._forward_images), ~20% more images/s than splitting each layer."""
+    if args.batch:
+        return args.batch
+    from . import threads
+
+    return max(1, min(threads.num_threads(), images))
+
+
 def _unit_float(text: str) -> float:
     v = float(text)
     if not 0.0 <= v <= 1.0:
@@ -59,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--save-labels", action="store_true",
                    help="write darknet YOLO label files next to the images (-save_labels)")
     d.add_argument("--tta", action="store_true", help="test-time augmentation: flips and scales")
-    d.add_argument("--batch", type=_positive_threads, default=1, help="images per forward (1)")
+    d.add_argument("--batch", type=_positive_threads,
+                   help="images per forward (default: one per thread when there are several)")
     d.add_argument("--dask", metavar="SCHEDULER",
                    help="run on a Dask cluster: tcp://host:8786, or local[:N] for N processes")
     d.add_argument("--out-video", help="annotated video file (default: OUT_DIR/<name>.avi)")
@@ -82,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="0: area under the curve (default), 11: VOC2007, 101: COCO-style")
     m.add_argument("--letterbox", action="store_true", help="letterbox even if the cfg does not")
     m.add_argument("--tta", action="store_true", help="test-time augmentation: flips and scales")
-    m.add_argument("--batch", type=_positive_threads, default=1, help="images per forward (1)")
+    m.add_argument("--batch", type=_positive_threads,
+                   help="images per forward (default: one per thread)")
     m.add_argument("--threads", type=_positive_threads, help="CPU threads (all cores)")
     m.set_defaults(func=cmd_map)
 
@@ -289,6 +301,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
     paths = expand_inputs(args.inputs)
     # one image: read here, not on a loader thread (its own malloc arena added 9 MB to peak RSS)
+    args.batch = _image_batch(args, len(paths))
     results = detect_paths(det, paths, batch=args.batch, keep_images=not args.no_draw,
                            depth=0 if len(paths) == 1 else 2)  # fmt: skip
     return _report_images(args, results, paths, names, local=True)
@@ -403,7 +416,7 @@ def _detect_video(args, det, spec: str) -> int:
         if not args.no_draw:
             target = args.out_video or str(Path(args.out_dir) / f"{video.describe(spec)}.avi")
             writer = video.VideoWriter(target, src.fps, (src.width, src.height))
-        for fr in video.detect_frames(det, src, batch=args.batch):
+        for fr in video.detect_frames(det, src, batch=args.batch or 1):
             if writer is not None:
                 writer.write(image.draw_detections(fr.image, fr.detections, det.names))
             (line,) = postprocess.to_darknet_json([(fr.frame_id, spec, fr.detections)])
@@ -484,7 +497,7 @@ def _map_darknet(args, det) -> int:
     if not paths:
         raise DarknetError(f"{listing}: lists no images")
     dets, truths = [], []
-    for r in _evaluated(det, paths, args.batch):
+    for r in _evaluated(det, paths, _image_batch(args, len(paths))):
         truths.append(labels.read_labels(labels.label_path(r.source), det.classes))
         dets.append(r.detections)
     res = evaluate.darknet_map(dets, truths, det.classes, det.names, args.iou_thresh,
@@ -510,7 +523,7 @@ def _map_coco(args, det) -> int:
         )
     results: list[dict] = []
     ids = []
-    for r in _evaluated(det, list(found), args.batch):
+    for r in _evaluated(det, list(found), _image_batch(args, len(found))):
         record = found[r.source]
         evaluate.check_image_size(record, r.source, r.size, args.annotations)
         ids.append(record["id"])

@@ -30,6 +30,7 @@ MIN_TILES = 96
 # OpenBLAS runs (128 x 128) @ (128 x 1024) at ~85 GFLOP/s per core, (32 x 128) @ (128 x 4096)
 # at ~70; from 256 filters the two splits are even.
 SPLIT_FILTERS_FROM = 256
+STEP_COLUMNS = 1024  # the fewest output columns per step of such a split
 
 
 _MAKING_U = threading.Lock()
@@ -433,7 +434,7 @@ class Convolutional(Layer):
         k = c // g * size * size  # im2col rows per group
         pool = threads.pool()
         rows = _rows_per_step(out_h, c * size * size * out_w, pool.size)
-        if self.direct and n < SPLIT_FILTERS_FROM and out_h * out_w >= 2 * pool.size * 1024:
+        if self.direct and n < SPLIT_FILTERS_FROM and out_h * out_w >= 2 * pool.size * STEP_COLUMNS:
             rows = min(rows, -(-out_h // (2 * pool.size)))  # column steps: full-height GEMMs
         steps = -(-out_h // rows)
         per_slot = c * size * size * rows * out_w  # workspace floats of one thread

@@ -147,6 +147,20 @@ def test_cli_directory_glob_and_list_give_the_same(model, images, tmp_path, caps
     assert not (tmp_path / "predictions").exists()
 
 
+def test_cli_runs_one_image_per_thread_unless_told(model, images, tmp_path, capsys):
+    """Several images and no --batch: a batch of one image per thread (Network._forward_images),
+    with the same detections as --batch 1."""
+    cfg, weights = model
+    base = ["detect", str(cfg), str(tmp_path / "imgs"), "--weights", str(weights), "--no-draw",
+            "--json", "--threads", "2"]  # fmt: skip
+    code, auto, err = _run(base, capsys)
+    assert code == 0, err
+    assert "(batch 2, pipelined loader)" in err
+    code, one, err = _run(base + ["--batch", "1"], capsys)
+    assert code == 0 and "(batch 1, pipelined loader)" in err
+    assert json.loads(auto) == json.loads(one)
+
+
 def test_cli_keeps_going_past_broken_files(model, images, tmp_path, capsys, monkeypatch):
     cfg, weights = model
     monkeypatch.chdir(tmp_path)
