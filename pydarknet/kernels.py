@@ -682,6 +682,71 @@ def winograd4_weights(g, out, k0, k1):
     _weights_transform(g, out, 6, k0, k1)
 
 
+# --- image input ---
+@njit(cache=True, nogil=True, error_model="numpy")
+def resize_bgr(img, out):
+    """BGR uint8 (H, W, 3) -> RGB float32 out (3, h, w), x / 255.0f, resized as darknet does:
+    image_opencv.cpp mat_to_image, then image.c resize_image (first along x into a part image,
+    then along y; scale (in-1)/(out-1); the last column copies the last input column and the
+    last row has no second term). Every step float32 in the C code's order, so the result is
+    bit for bit image.resize_image(image.to_planar_rgb(img)) (tested against the C loops'
+    port), with no float copy of the whole image: only the part rows the y pass reads are made,
+    from the pixels their taps read. `out` may be a view into a letterbox canvas.
+    """
+    ih, iw = img.shape[0], img.shape[1]
+    h, w = out.shape[1], out.shape[2]
+    ix = np.empty(w, np.int64)
+    dx = np.empty(w, np.float32)
+    w_scale = _F(iw - 1) / _F(w - 1) if w > 1 else _F(0.0)
+    for c in range(w):
+        if c == w - 1 or iw == 1:
+            ix[c], dx[c] = -1, _F(0.0)  # a copy of the last input column
+        else:
+            sx = _F(c) * w_scale
+            ix[c] = int(sx)
+            dx[c] = sx - _F(ix[c])
+    h_scale = _F(ih - 1) / _F(h - 1) if h > 1 else _F(0.0)
+    iy = np.empty(h, np.int64)
+    dy = np.empty(h, np.float32)
+    need = np.zeros(ih, np.bool_)
+    for r in range(h):
+        sy = _F(r) * h_scale
+        iy[r] = int(sy)
+        dy[r] = sy - _F(iy[r])
+        need[iy[r]] = True
+        if r < h - 1 and ih > 1:
+            need[iy[r] + 1] = True
+    part = np.empty((3, ih, w), np.float32)
+    scale = _F(255.0)
+    for q in range(ih):
+        if not need[q]:
+            continue
+        row = img[q]
+        for k in range(3):
+            ch = 2 - k  # RGB from BGR
+            dst = part[k, q]
+            for c in range(w):
+                j = ix[c]
+                if j < 0:
+                    dst[c] = _F(row[iw - 1, ch]) / scale
+                else:
+                    d = dx[c]
+                    dst[c] = (_F(1.0) - d) * (_F(row[j, ch]) / scale) + d * (
+                        _F(row[j + 1, ch]) / scale
+                    )
+    for k in range(3):
+        for r in range(h):
+            d = dy[r]
+            top, dst = part[k, iy[r]], out[k, r]
+            if r < h - 1 and ih > 1:
+                bottom = part[k, iy[r] + 1]
+                for c in range(w):
+                    dst[c] = (_F(1.0) - d) * top[c] + d * bottom[c]
+            else:
+                for c in range(w):
+                    dst[c] = (_F(1.0) - d) * top[c]
+
+
 # --- NMS ---
 @njit(cache=True, inline="always")
 def _fmax(a, b):

@@ -456,7 +456,8 @@ class Network:
 
         im_h, im_w = image_bgr.shape[:2]
         lb = self.letter_box if letterbox is None else letterbox
-        x = image.prepare(image_bgr, self.width, self.height, lb)[None]
+        with threads.remembering_kernels(self.kernel_key(self.height, self.width), "prepare"):
+            x = image.prepare(image_bgr, self.width, self.height, lb)[None]
         outs = self.forward(x)
         return self.detections_from_outputs([o[0] for o in outs], im_w, im_h, thresh, nms, lb,
                                             names, hier_thresh, self.width, self.height)  # fmt: skip

@@ -94,14 +94,31 @@ def test_to_planar_rgb_is_rgb_over_255():
 
 
 @pytest.mark.parametrize("letterbox", [False, True])
-def test_prepare_shapes(letterbox):
-    bgr = np.random.default_rng(4).integers(0, 256, (30, 50, 3), dtype=np.uint8)
-    out = image.prepare(bgr, 32, 24, letterbox)
-    assert out.dtype == np.float32 and out.shape == (3, 24, 32)
+@pytest.mark.parametrize("h,w,net_w,net_h", [(30, 50, 32, 24), (24, 32, 32, 24), (7, 5, 32, 24),
+                                             (1, 1, 9, 6), (1, 13, 8, 8), (13, 1, 8, 8),
+                                             (40, 9, 1, 1), (9, 40, 12, 1), (61, 77, 16, 40),
+                                             (3, 4, 4, 42)])  # fmt: skip  # last: the row quirk
+def test_prepare_matches_darknets_loops(letterbox, h, w, net_w, net_h):
+    """prepare's one compiled pass (kernels.resize_bgr) against the C loops' port: down- and
+    upscaling, one-pixel images and inputs, the identity size, both letterbox orientations."""
+    bgr = np.random.default_rng(h * w).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    out = image.prepare(bgr, net_w, net_h, letterbox)
+    assert out.dtype == np.float32 and out.shape == (3, net_h, net_w)
     im = image.to_planar_rgb(bgr)
     twin = reference.letterbox_image if letterbox else reference.resize_image
-    want = twin(im, 32, 24)
-    np.testing.assert_array_equal(out, want)
+    np.testing.assert_array_equal(out, twin(im, net_w, net_h))
+    np.testing.assert_array_equal(out, image.prepare(bgr[:, ::1], net_w, net_h, letterbox))
+
+
+def test_prepare_takes_a_strided_view_and_refuses_other_images():
+    big = np.random.default_rng(3).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    view = big[::2, 3:25]  # not contiguous
+    want = reference.resize_image(image.to_planar_rgb(np.ascontiguousarray(view)), 16, 12)
+    np.testing.assert_array_equal(image.prepare(view, 16, 12, False), want)
+    with pytest.raises(ValueError, match="BGR uint8"):
+        image.prepare(big.astype(np.float32), 16, 12, False)
+    with pytest.raises(ValueError, match="BGR uint8"):
+        image.prepare(big[:, :, 0], 16, 12, False)
 
 
 def test_load_image_reads_png(tmp_path):

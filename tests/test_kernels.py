@@ -426,6 +426,18 @@ def test_bench_command_prints_median_and_layers(capsys):
     assert "pydarknet  median" in out and "GFLOP/s" in out and " 23 yolo" in out
 
 
+# -- image input -------------------------------------------------------------------------------
+@pytest.mark.parametrize("h,w,out_h,out_w", [(9, 14, 5, 6), (5, 6, 9, 14), (1, 1, 3, 4),
+                                             (6, 1, 2, 3), (4, 7, 4, 7), (8, 3, 1, 1),
+                                             (3, 4, 42, 4)])  # fmt: skip  # darknet's last row
+def test_resize_bgr_matches_the_c_loops(h, w, out_h, out_w):
+    bgr = np.random.default_rng(h + 10 * w).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    out = np.empty((3, out_h, out_w), _F)
+    kernels.resize_bgr(bgr, out)
+    planar = (bgr[:, :, ::-1].transpose(2, 0, 1).astype(_F) / _F(255)).copy()
+    np.testing.assert_array_equal(out, reference.resize_image(planar, out_w, out_h))
+
+
 # -- NMS against the Darknet port --------------------------------------------------------------
 @pytest.mark.parametrize("kind,beta", [("default", 0.6), ("greedynms", 0.6), ("diounms", 0.8)])
 def test_nms_kernel_matches_the_darknet_port_on_many_boxes(kind, beta):
