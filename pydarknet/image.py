@@ -134,7 +134,7 @@ def prepare(image_bgr_u8: np.ndarray, net_w: int, net_h: int, letterbox: bool) -
     """BGR uint8 image -> network input float32 (3, net_h, net_w) (detector.c test_detector):
     letterbox_image(to_planar_rgb(im)) or resize_image(to_planar_rgb(im)) bit for bit, in one
     compiled pass (kernels.resize_bgr; 3x faster, no float copy of the whole image)."""
-    from . import kernels
+    from . import kernels, threads
 
     if image_bgr_u8.ndim != 3 or image_bgr_u8.shape[2] != 3 or image_bgr_u8.dtype != np.uint8:
         raise ValueError(f"expected a BGR uint8 (h, w, 3) image, got {image_bgr_u8.dtype} "
@@ -142,6 +142,9 @@ def prepare(image_bgr_u8: np.ndarray, net_w: int, net_h: int, letterbox: bool) -
     if net_w < 1 or net_h < 1:
         raise ValueError(f"cannot resize an image to {net_w}x{net_h}")
     im = np.ascontiguousarray(image_bgr_u8)
+    # a kernel called before the set-up thread has loaded it would load it with Numba's
+    # registry refresh (0.1 s) on this thread: wait for the set-up, as forward() does
+    threads.wait_numba_setup()
     if not letterbox:
         out = np.empty((3, net_h, net_w), _F)
         kernels.resize_bgr(im, out)
