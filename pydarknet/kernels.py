@@ -481,7 +481,7 @@ def winograd_output(m, ty0, ty1, tw, f0, f1, out):
 _WBLOCK = 256
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _g2_rows(r, a0, a1, a2, dst, m):
     """dst[q] = row r of F(2x2)'s G applied to (a0[q], a1[q], a2[q]), for q < m."""
     if r == 0:
@@ -498,7 +498,7 @@ def _g2_rows(r, a0, a1, a2, dst, m):
             dst[q] = a2[q]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _g4_rows(r, a0, a1, a2, dst, m):
     """dst[q] = row r of F(4x4)'s G applied to (a0[q], a1[q], a2[q]), for q < m."""
     if r == 0:
