@@ -28,14 +28,24 @@ def _positive_threads(text: str) -> int:
     return n
 
 
-def _image_batch(args: argparse.Namespace, images: int) -> int:
-    """--batch, else one image per pool thread when there are several: a batch runs one image
-    per thread (Network._forward_images), ~20% more images/s than splitting each layer."""
+# Without --batch, several images run one per thread when each thread's buffers for an image
+# (arena + workspace) stay under this: it pays on small models, whose layers split poorly
+# (yolov4-tiny: ~20% more images/s on 2 cores), while a big model's layers split well and each
+# extra image in flight costs its arena (yolov4-p7 at 1536: ~1.2 GB).
+AUTO_BATCH_BYTES = 64 << 20
+
+
+def _image_batch(args: argparse.Namespace, images: int, det) -> int:
+    """--batch, else one image per pool thread when there are several and the model is small
+    (a batch runs one image per thread: Network._forward_images), else 1."""
     if args.batch:
         return args.batch
     from . import threads
 
-    return max(1, min(threads.num_threads(), images))
+    n = min(threads.num_threads(), images)
+    if n <= 1 or det.network.bytes_per_image(det.height, det.width) > AUTO_BATCH_BYTES:
+        return 1
+    return n
 
 
 def _unit_float(text: str) -> float:
@@ -301,7 +311,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
     paths = expand_inputs(args.inputs)
     # one image: read here, not on a loader thread (its own malloc arena added 9 MB to peak RSS)
-    args.batch = _image_batch(args, len(paths))
+    args.batch = _image_batch(args, len(paths), det)
     results = detect_paths(det, paths, batch=args.batch, keep_images=not args.no_draw,
                            depth=0 if len(paths) == 1 else 2)  # fmt: skip
     return _report_images(args, results, paths, names, local=True)
@@ -497,7 +507,7 @@ def _map_darknet(args, det) -> int:
     if not paths:
         raise DarknetError(f"{listing}: lists no images")
     dets, truths = [], []
-    for r in _evaluated(det, paths, _image_batch(args, len(paths))):
+    for r in _evaluated(det, paths, _image_batch(args, len(paths), det)):
         truths.append(labels.read_labels(labels.label_path(r.source), det.classes))
         dets.append(r.detections)
     res = evaluate.darknet_map(dets, truths, det.classes, det.names, args.iou_thresh,
@@ -523,7 +533,7 @@ def _map_coco(args, det) -> int:
         )
     results: list[dict] = []
     ids = []
-    for r in _evaluated(det, list(found), _image_batch(args, len(found))):
+    for r in _evaluated(det, list(found), _image_batch(args, len(found), det)):
         record = found[r.source]
         evaluate.check_image_size(record, r.source, r.size, args.annotations)
         ids.append(record["id"])

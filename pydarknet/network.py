@@ -300,10 +300,17 @@ class Network:
         ]
         ws = max([layers[i].workspace(prevs[i], shapes[i]) for i in range(count) if active[i]])
         self.arena_floats = arena.size
-        return slots, views, sorted(fresh), shapes, np.empty(max(ws, 1), np.float32)
+        return slots, views, sorted(fresh), shapes, np.empty(max(ws, 1), np.float32), arena.size
+
+    def bytes_per_image(self, height: int, width: int) -> int:
+        """The activation arena plus convolution workspace one image's forward needs at height x
+        width on one thread: what each thread adds when a batch runs one image per thread."""
+        with threads.serial():
+            *_, ws, arena = self._plan(1, height, width, copy=0)
+        return 4 * (arena + ws.size)
 
     def _buffers(self, n: int, height: int, width: int, copy: int = 0) -> tuple[list, np.ndarray]:
-        slots, views, fresh, shapes, ws = self._plan(n, height, width, copy)
+        slots, views, fresh, shapes, ws, _ = self._plan(n, height, width, copy)
         views = dict(views)
         for r in fresh:  # returned to the caller: new memory on every call
             views[r] = np.empty((n, *shapes[r]), np.float32)

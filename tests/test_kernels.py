@@ -311,7 +311,7 @@ def test_forward_returns_fresh_arrays(random_model):
 def test_liveness_lets_buffers_share_only_when_lifetimes_do_not_overlap(random_model):
     net, _ = random_model(CFG / "yolov4-tiny.cfg", seed=3)
     net.forward(np.zeros((1, 3, 96, 96), _F))
-    slots, views, fresh, shapes, _ = net._plan(1, 96, 96)
+    slots, views, fresh, shapes, _, _ = net._plan(1, 96, 96)
     last_use = {}
     for j in range(len(net.layers)):
         for i in net._needs(j):

@@ -147,9 +147,12 @@ def test_cli_directory_glob_and_list_give_the_same(model, images, tmp_path, caps
     assert not (tmp_path / "predictions").exists()
 
 
-def test_cli_runs_one_image_per_thread_unless_told(model, images, tmp_path, capsys):
-    """Several images and no --batch: a batch of one image per thread (Network._forward_images),
-    with the same detections as --batch 1."""
+def test_cli_runs_one_image_per_thread_unless_told(model, images, tmp_path, capsys, monkeypatch):
+    """Several images, no --batch and a small model: a batch of one image per thread
+    (Network._forward_images), with the same detections as --batch 1; a model whose buffers per
+    image exceed cli.AUTO_BATCH_BYTES runs one image at a time."""
+    from pydarknet import cli
+
     cfg, weights = model
     base = ["detect", str(cfg), str(tmp_path / "imgs"), "--weights", str(weights), "--no-draw",
             "--json", "--threads", "2"]  # fmt: skip
@@ -159,6 +162,10 @@ def test_cli_runs_one_image_per_thread_unless_told(model, images, tmp_path, caps
     code, one, err = _run(base + ["--batch", "1"], capsys)
     assert code == 0 and "(batch 1, pipelined loader)" in err
     assert json.loads(auto) == json.loads(one)
+    monkeypatch.setattr(cli, "AUTO_BATCH_BYTES", 1024)  # as if the model were a big one
+    code, big, err = _run(base, capsys)
+    assert code == 0 and "(batch 1, pipelined loader)" in err
+    assert json.loads(big) == json.loads(one)
 
 
 def test_cli_keeps_going_past_broken_files(model, images, tmp_path, capsys, monkeypatch):
