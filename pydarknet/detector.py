@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import image, threads
+from . import image
 from .errors import DarknetError
 from .network import Network, load
 from .postprocess import Detection
@@ -141,9 +141,7 @@ class Detector:
         """
         if self.tta is not None:
             return self.tta.prepare(self, image_bgr)
-        key = self.network.kernel_key(self.network.height, self.network.width)
-        with threads.remembering_kernels(key, "prepare"):  # its kernel joins the preload
-            return image.prepare(image_bgr, self.width, self.height, self.letterbox)
+        return self.network.prepare_image(image_bgr, self.width, self.height, self.letterbox)
 
     def detect_prepared(self, inputs: Sequence, sizes: Sequence[tuple[int, int]]
                         ) -> list[list[Detection]]:  # fmt: skip

@@ -43,6 +43,7 @@ def _rows_per_step(total: int, per_row: int, slots: int) -> int:
         steps = -(-steps // slots) * slots
     return max(1, -(-total // steps))
 
+
 def _tile_rows_per_step(th: int, tw: int, per_row: int, slots: int) -> int:
     """Winograd tile rows per pool step: about CHUNK_FLOATS of workspace but >= MIN_TILES tiles
     (the GEMMs' width), in a multiple of `slots` steps where there are more steps than slots:

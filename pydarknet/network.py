@@ -449,6 +449,15 @@ class Network:
         return [(int(i), float(probs[i])) for i in order]
 
     # -- detection ---------------------------------------------------------------------------
+    def prepare_image(self, image_bgr: np.ndarray, width: int, height: int,
+                      letterbox: bool) -> np.ndarray:  # fmt: skip
+        """image.prepare, with its kernel saved beside the forward's for the next process's
+        preload of this model."""
+        from . import image
+
+        with threads.remembering_kernels(self.kernel_key(self.height, self.width), "prepare"):
+            return image.prepare(image_bgr, width, height, letterbox)
+
     def detect(
         self,
         image_bgr: np.ndarray,
@@ -459,12 +468,9 @@ class Network:
         hier_thresh: float = 0.5,
     ) -> list[postprocess.Detection]:
         """Detections in one BGR uint8 image, as `darknet detector test` finds them."""
-        from . import image
-
         im_h, im_w = image_bgr.shape[:2]
         lb = self.letter_box if letterbox is None else letterbox
-        with threads.remembering_kernels(self.kernel_key(self.height, self.width), "prepare"):
-            x = image.prepare(image_bgr, self.width, self.height, lb)[None]
+        x = self.prepare_image(image_bgr, self.width, self.height, lb)[None]
         outs = self.forward(x)
         return self.detections_from_outputs([o[0] for o in outs], im_w, im_h, thresh, nms, lb,
                                             names, hier_thresh, self.width, self.height)  # fmt: skip

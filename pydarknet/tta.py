@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import image
 from .errors import DarknetError
 
 
@@ -51,7 +50,7 @@ class TTA:
         """Per size a (P, 3, h, w) batch: the prepared image, then its mirror if flip."""
         batches = []
         for w, h in self.sizes(det):
-            x = image.prepare(image_bgr, w, h, det.letterbox)
+            x = det.network.prepare_image(image_bgr, w, h, det.letterbox)
             batches.append(np.stack([x, x[:, :, ::-1]]) if self.flip else x[None])
         return batches
 
