@@ -129,10 +129,9 @@ NMS_CASES = [("default", 0.6), ("cornersnms", 0.6), ("greedynms", 0.6), ("greedy
              ("diounms", 0.6), ("diounms", 0.9)]  # fmt: skip
 
 
-@pytest.mark.parametrize("kind, beta", NMS_CASES)
-@pytest.mark.parametrize("seed", range(3))
-def test_nms_matches_darknet_port(kind, beta, seed):
-    boxes, obj, probs = _clustered(seed)
+def nms_as_the_darknet_port(boxes, obj, probs, kind, beta):
+    """postprocess.nms at 0.45 on a copy of probs, checked against the Darknet port's zeros and
+    dets order (reference.py); returns the suppressed probs."""
     if kind == "default":
         want, want_order = reference.do_nms_sort(boxes, obj, probs, 0.45)
     else:
@@ -141,6 +140,14 @@ def test_nms_matches_darknet_port(kind, beta, seed):
     order = postprocess.nms(boxes, obj, got, 0.45, kind, beta)
     np.testing.assert_array_equal(got, want)
     assert order.tolist() == want_order
+    return got
+
+
+@pytest.mark.parametrize("kind, beta", NMS_CASES)
+@pytest.mark.parametrize("seed", range(3))
+def test_nms_matches_darknet_port(kind, beta, seed):
+    boxes, obj, probs = _clustered(seed)
+    got = nms_as_the_darknet_port(boxes, obj, probs, kind, beta)
     assert (got != probs).any()  # the case does exercise suppression
     # objectness == 0 boxes take no part: their probs are untouched
     np.testing.assert_array_equal(got[obj == 0], probs[obj == 0])

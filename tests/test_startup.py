@@ -5,6 +5,7 @@ no progress bar (nor tqdm) when stderr is not a terminal, one image read without
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 
@@ -131,12 +132,10 @@ def _mapping(name: str):
     return found  # (start, end, perms, rss bytes, anonymous bytes)
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"),
+                    reason="/proc/self/smaps: Linux only (the release is a no-op elsewhere)")
 def test_release_clean_pages_drops_only_clean_read_only_mappings(tmp_path):
     import mmap
-    from pathlib import Path
-
-    if not Path("/proc/self/smaps").exists():
-        pytest.skip("/proc/self/smaps: Linux only (the release is a no-op elsewhere)")
     data = np.arange(256 * 1024, dtype=np.uint32).tobytes()  # 1 MB
     clean, dirty = tmp_path / "pdn-release-clean.bin", tmp_path / "pdn-release-dirty.bin"
     clean.write_bytes(data)
