@@ -521,9 +521,27 @@ def _g4_rows(r, a0, a1, a2, dst, m):
             dst[q] = a2[q]
 
 
+@njit(cache=True)
+def _g5_rows(r, a0, a1, a2, dst, m):
+    """dst[q] = row r of stride-2 F(2x2)'s G applied to (a0[q], a1[q], a2[q]), for q < m."""
+    if r == 0:
+        for q in range(m):
+            dst[q] = a0[q]
+    elif r == 1:
+        for q in range(m):
+            dst[q] = a0[q] + a2[q]
+    elif r == 2:
+        for q in range(m):
+            dst[q] = a2[q]
+    else:
+        for q in range(m):
+            dst[q] = a1[q]
+
+
 @njit(cache=True, error_model="numpy")
 def _weights_transform(g, out, a, k0, k1):
-    """U = G g G^T for F(m x m, 3x3) with a = m + 2 rows of G: kernels k0..k1 of g (k, 9) ->
+    """U = G g G^T with a rows of G (4: F(2x2, 3x3), 6: F(4x4, 3x3), 5: F(2x2, 3x3) at stride
+    2): kernels k0..k1 of g (k, 9) ->
     the same columns of out (a*a, k)."""
     gt = np.empty((9, _WBLOCK))  # the block's kernels, entry e of kernel q at gt[e, q]
     t = np.empty((a, 3, _WBLOCK))  # G g: row i, column j
@@ -537,12 +555,16 @@ def _weights_transform(g, out, a, k0, k1):
             for j in range(3):
                 if a == 4:
                     _g2_rows(i, gt[j], gt[3 + j], gt[6 + j], t[i, j], m)
+                elif a == 5:
+                    _g5_rows(i, gt[j], gt[3 + j], gt[6 + j], t[i, j], m)
                 else:
                     _g4_rows(i, gt[j], gt[3 + j], gt[6 + j], t[i, j], m)
         for i in range(a):  # (G g) G^T: row i
             for r in range(a):
                 if a == 4:
                     _g2_rows(r, t[i, 0], t[i, 1], t[i, 2], u, m)
+                elif a == 5:
+                    _g5_rows(r, t[i, 0], t[i, 1], t[i, 2], u, m)
                 else:
                     _g4_rows(r, t[i, 0], t[i, 1], t[i, 2], u, m)
                 dst = out[a * i + r, q0 : q0 + m]
@@ -577,45 +599,52 @@ def _at6(m0, m1, m2, m3, m4, m5):
     return m0 + s + s2, d + _F(2.0) * d2, s + _F(4.0) * s2, d + _F(8.0) * d2 + m5
 
 
+@njit(cache=True, inline="always")
+def _phase_plane(x, ch, pad, y0, plane):
+    """plane[r, p, t] = x[ch, y0 + r, 4t + p - pad], zero outside the image: input rows split
+    by column phase, so that tile transforms whose columns are 4 apart read whole vectors."""
+    _, h, w = x.shape
+    n = plane.shape[2]
+    flat = plane.reshape(plane.shape[0], -1)
+    t_lo = min(n, (pad + 3) // 4)  # the first t whose columns 4t-pad..4t-pad+3 are all >= 0
+    t_hi = max(t_lo, min(n, (w + pad) // 4))  # past the last t whose 4t-pad+3 is < w
+    for r in range(plane.shape[0]):
+        iy = y0 + r
+        if 0 <= iy < h:
+            src, row = x[ch, iy], plane[r]
+            for t in range(t_lo):
+                for p in range(4):
+                    j = 4 * t + p - pad
+                    row[p, t] = src[j] if 0 <= j < w else 0.0
+            # inside the image: four loads in a row, no bounds tests (2x faster)
+            q0, q1, q2, q3 = row[0, t_lo:], row[1, t_lo:], row[2, t_lo:], row[3, t_lo:]
+            s = src[4 * t_lo - pad :]
+            for t in range(t_hi - t_lo):
+                q0[t], q1[t], q2[t], q3[t] = s[4 * t], s[4 * t + 1], s[4 * t + 2], s[4 * t + 3]
+            for t in range(t_hi, n):
+                for p in range(4):
+                    j = 4 * t + p - pad
+                    row[p, t] = src[j] if 0 <= j < w else 0.0
+        else:
+            flat[r, :] = 0.0
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def winograd4_input(x, pad, ty0, ty1, tw, out):
     """Tile rows ty0..ty1 of x (c, h, w) -> out (c, 36, (ty1-ty0)*tw): B^T d B of each 6x6
     tile d, element 6i+j of a tile at row i, column j.
 
     Tile (ty, tx) reads input rows 4ty-pad..4ty-pad+5 and columns 4tx-pad..4tx-pad+5, zero
-    outside the image, as the convolution's padding does. Each input row is first split by
-    column phase, plane[r, p, t] = x[row r, column 4t + p - pad], so that the tile transforms,
-    whose columns are 4 apart, read whole vectors.
+    outside the image, as the convolution's padding does (rows split by _phase_plane).
     """
-    c, h, w = x.shape
-    n = tw + 1
-    plane = np.empty((4 * (ty1 - ty0) + 2, 4, n), np.float32)
-    cols = np.empty((6, 4, n), np.float32)  # B^T applied down the columns of six plane rows
+    c = x.shape[0]
+    plane = np.empty((4 * (ty1 - ty0) + 2, 4, tw + 1), np.float32)
+    cols = np.empty((6, 4, tw + 1), np.float32)  # B^T applied down the columns of six plane rows
     flat = plane.reshape(plane.shape[0], -1)
     flat_cols = cols.reshape(6, -1)
-    t_lo = min(n, (pad + 3) // 4)  # the first t whose columns 4t-pad..4t-pad+3 are all >= 0
-    t_hi = max(t_lo, min(n, (w + pad) // 4))  # past the last t whose 4t-pad+3 is < w
     for ch in range(c):
         dst = out[ch]
-        for r in range(plane.shape[0]):
-            iy = 4 * ty0 - pad + r
-            if 0 <= iy < h:
-                src, row = x[ch, iy], plane[r]
-                for t in range(t_lo):
-                    for p in range(4):
-                        j = 4 * t + p - pad
-                        row[p, t] = src[j] if 0 <= j < w else 0.0
-                # inside the image: four loads in a row, no bounds tests (2x faster)
-                q0, q1, q2, q3 = row[0, t_lo:], row[1, t_lo:], row[2, t_lo:], row[3, t_lo:]
-                s = src[4 * t_lo - pad :]
-                for t in range(t_hi - t_lo):
-                    q0[t], q1[t], q2[t], q3[t] = s[4 * t], s[4 * t + 1], s[4 * t + 2], s[4 * t + 3]
-                for t in range(t_hi, n):
-                    for p in range(4):
-                        j = 4 * t + p - pad
-                        row[p, t] = src[j] if 0 <= j < w else 0.0
-            else:
-                flat[r, :] = 0.0
+        _phase_plane(x, ch, pad, 4 * ty0 - pad, plane)
         for ty in range(ty0, ty1):
             r = 4 * (ty - ty0)
             d0, d1, d2 = flat[r], flat[r + 1], flat[r + 2]
@@ -680,6 +709,88 @@ def winograd4_weights(g, out, k0, k1):
     """U = G g G^T of 3x3 kernels k0..k1: g (k, 9) -> out (36, k), summed in float64.
     G's rows: 1/4 0 0 / -1/6 -1/6 -1/6 / -1/6 1/6 -1/6 / 1/24 1/12 1/6 / 1/24 -1/12 1/6 / 0 0 1."""
     _weights_transform(g, out, 6, k0, k1)
+
+
+# Winograd F(2x2, 3x3) at stride 2: the input's even and odd columns (rows) are two phases; the
+# even phase meets taps 0 and 2 of the kernel (a 2-tap F(2,2): 3 products for 2 outputs), the odd
+# phase tap 1 (2 products). One 5x5 input tile d (rows and columns 4 apart between tiles) gives
+# a 2x2 output tile as A^T [U * (B^T d B)] A with U = G g G^T: 25 products, im2col 36. Along one
+# axis, samples s0..s4 and taps w0..w2: B^T s = (s0 - s2, s2, s4 - s2, s1, s3), G w = (w0,
+# w0 + w2, w2, w1, w1), y0 = m0 + m1 + m3, y1 = m1 + m2 + m4. The transforms only add.
+@njit(cache=True, inline="always")
+def _at5(m0, m1, m2, m3, m4):
+    """A^T m for stride-2 F(2,3): the rows 1 1 0 1 0 / 0 1 1 0 1."""
+    return m0 + m1 + m3, m1 + m2 + m4
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def winograd_s2_input(x, pad, ty0, ty1, tw, out):
+    """Tile rows ty0..ty1 of x (c, h, w) -> out (c, 25, (ty1-ty0)*tw): B^T d B of each 5x5
+    tile d, element 5i+j of a tile at row i, column j.
+
+    Tile (ty, tx) reads input rows 4ty-pad..4ty-pad+4 and columns 4tx-pad..4tx-pad+4, zero
+    outside the image, as the convolution's padding does (rows split by _phase_plane).
+    """
+    c = x.shape[0]
+    plane = np.empty((4 * (ty1 - ty0) + 1, 4, tw + 1), np.float32)
+    cols = np.empty((2, 4, tw + 1), np.float32)  # B^T rows 0 and 2 down the plane's columns
+    flat = plane.reshape(plane.shape[0], -1)
+    c0, c2 = cols[0].reshape(-1), cols[1].reshape(-1)
+    for ch in range(c):
+        dst = out[ch]
+        _phase_plane(x, ch, pad, 4 * ty0 - pad, plane)
+        for ty in range(ty0, ty1):
+            r = 4 * (ty - ty0)
+            d0, d2, d4 = flat[r], flat[r + 2], flat[r + 4]
+            for j in range(flat.shape[1]):
+                c0[j], c2[j] = d0[j] - d2[j], d4[j] - d2[j]
+            k0 = (ty - ty0) * tw
+            # B^T's rows 1, 3 and 4 pick plane rows 2, 1 and 3
+            for i, p in enumerate((cols[0], plane[r + 2], cols[1], plane[r + 1], plane[r + 3])):
+                p0, p1, p2, p3 = p[0], p[1], p[2], p[3]
+                e = 5 * i
+                r0, r1, r2 = dst[e, k0 : k0 + tw], dst[e + 1, k0 : k0 + tw], dst[e + 2, k0 : k0 + tw]
+                r3, r4 = dst[e + 3, k0 : k0 + tw], dst[e + 4, k0 : k0 + tw]
+                for t in range(tw):
+                    r0[t], r1[t], r2[t] = p0[t] - p2[t], p2[t], p0[t + 1] - p2[t]
+                    r3[t], r4[t] = p1[t], p3[t]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def winograd_s2_output(m, ty0, ty1, tw, f0, f1, out):
+    """Tiles of filters f0..f1 (m's filter axis starts at f0): m (f1-f0, 25, (ty1-ty0)*tw) ->
+    rows 2*ty0..2*ty1 of out (n, out_h, out_w) as A^T m A; outputs past the map's edge are
+    dropped. A^T goes down the columns of all the step's tiles at once, as in winograd4_output."""
+    _, out_h, out_w = out.shape
+    t_all = (ty1 - ty0) * tw
+    half = np.empty((10, t_all), np.float32)  # A^T applied down the tiles' columns
+    whole = out_w // 2  # tiles whose two columns are inside
+    for f in range(f0, f1):
+        mq = m[f - f0]
+        for j in range(5):  # column j of every tile: rows 5i+j, i = 0..4
+            m0, m1, m2 = mq[j, :t_all], mq[5 + j, :t_all], mq[10 + j, :t_all]
+            m3, m4 = mq[15 + j, :t_all], mq[20 + j, :t_all]
+            h0, h1 = half[j], half[5 + j]
+            for t in range(t_all):
+                h0[t], h1[t] = _at5(m0[t], m1[t], m2[t], m3[t], m4[t])
+        for ty in range(ty0, ty1):
+            k0 = (ty - ty0) * tw
+            for a in range(min(2, out_h - 2 * ty)):  # output row a of every tile
+                g0, g1, g2 = half[5 * a, k0:], half[5 * a + 1, k0:], half[5 * a + 2, k0:]
+                g3, g4 = half[5 * a + 3, k0:], half[5 * a + 4, k0:]
+                dst = out[f, 2 * ty + a]
+                for t in range(whole):
+                    dst[2 * t], dst[2 * t + 1] = _at5(g0[t], g1[t], g2[t], g3[t], g4[t])
+                if whole < tw:
+                    t = whole
+                    dst[2 * t] = g0[t] + g1[t] + g3[t]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def winograd_s2_weights(g, out, k0, k1):
+    """U = G g G^T of 3x3 kernels k0..k1: g (k, 9) -> out (25, k), summed in float64.
+    G's rows: 1 0 0 / 1 0 1 / 0 0 1 / 0 1 0 / 0 1 0."""
+    _weights_transform(g, out, 5, k0, k1)
 
 
 # --- image input ---

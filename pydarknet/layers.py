@@ -51,8 +51,8 @@ def _tile_rows_per_step(th: int, tw: int, per_row: int, slots: int) -> int:
     rows = max(_rows_per_step(th, per_row, slots), -(-MIN_TILES // tw))
     steps = -(-th // rows)
     if steps > slots and steps % slots:
-        rows = -(-th // (steps // slots * slots))  # fewer, larger steps
-    return rows
+        steps = steps // slots * slots  # fewer, larger steps
+    return -(-th // steps)  # steps of even size: 19 rows in 4 steps are 5 5 5 4, not 6 6 6 1
 
 
 ACTIVATIONS = {
@@ -358,7 +358,8 @@ class Convolutional(Layer):
         tile = self.winograd_tile(out)
         if tile:
             th, tw = -(-out[1] // tile), -(-out[2] // tile)
-            per_row = (tile + 2) ** 2 * (prev[0] + out[0]) * tw  # transformed input, GEMM output
+            side = self._winograd_kernels(tile)[0]
+            per_row = side * side * (prev[0] + out[0]) * tw  # transformed input, GEMM output
             rows = _tile_rows_per_step(th, tw, per_row, slots)
             return max(slots * per_row * rows, per_row * th)
         if self.direct:
@@ -369,12 +370,24 @@ class Convolutional(Layer):
 
     @property
     def winograd(self) -> bool:
-        """3x3, stride 1, undilated, one group: Winograd can replace im2col."""
-        return (self.size == 3 and self.stride_x == 1 and self.stride_y == 1
+        """3x3, stride 1 or 2 (the same on both axes), undilated, one group: Winograd can
+        replace im2col."""
+        return (self.size == 3 and self.stride_x == self.stride_y and self.stride_x in (1, 2)
                 and self.dilation == 1 and self.groups == 1)  # fmt: skip
 
+    def _winograd_kernels(self, tile: int):
+        """(input tile side, input, output and weight transforms) of F(tile x tile, 3x3) at this
+        layer's stride."""
+        if self.stride_x == 2:
+            return (5, kernels.winograd_s2_input, kernels.winograd_s2_output,
+                    kernels.winograd_s2_weights)  # fmt: skip
+        if tile == 4:
+            return 6, kernels.winograd4_input, kernels.winograd4_output, kernels.winograd4_weights
+        return 4, kernels.winograd_input, kernels.winograd_output, kernels.winograd_weights
+
     def winograd_tile(self, out: Shape) -> int:
-        """Output tile m of Winograd F(m x m, 3x3) for this output size, or 0 for im2col.
+        """Output tile m of Winograd F(m x m, 3x3) at this layer's stride for this output size,
+        or 0 for im2col.
 
         Products per output: F(4x4) 2.25, F(2x2) 4, im2col 9; but F(4x4)'s transforms cost
         more per channel and its GEMMs have a quarter of the columns. It pays on maps of >= 36
@@ -382,10 +395,18 @@ class Convolutional(Layer):
         where U = G g G^T outgrows the caches (yolov3-tiny's 13x13 512->1024 layer: 32 MB of U
         read per forward, still 25% faster than its im2col GEMM, for 1.8x that layer's weight
         memory). Measured per layer, 1 and 2 threads, with `pydarknet bench --layers` on
-        yolov3-tiny, yolov4-tiny and yolov4-csp."""
+        yolov3-tiny, yolov4-tiny and yolov4-csp.
+
+        At stride 2, F(2x2) makes 6.25 products per output where im2col makes 9, but its GEMMs
+        are c deep instead of 9c, and U is 25/9 of the weights. It pays from 16 channels on
+        maps of >= 64 2x2 tiles: yolov4-csp's stride-2 layers 97 -> 83 ms and yolov4's (608)
+        137 -> 125 ms on 2 threads; 49 tiles (26x26 -> 13x13) are even with im2col at 32-512
+        channels, and 8 channels are slower."""
         if not self.winograd:
             return 0
         c = self.c
+        if self.stride_x == 2:
+            return 2 if c >= 16 and -(-out[1] // 2) * -(-out[2] // 2) >= 64 else 0
         if c >= 16 and -(-out[1] // 4) * -(-out[2] // 4) >= 36:
             return 4
         if c >= 64:
@@ -407,8 +428,8 @@ class Convolutional(Layer):
             made = self._winograd_u = {}
         if tile not in made:
             g = self.weights.reshape(-1, 9)
-            u = np.empty(((tile + 2) ** 2, g.shape[0]), np.float32)
-            transform = kernels.winograd4_weights if tile == 4 else kernels.winograd_weights
+            side, _, _, transform = self._winograd_kernels(tile)
+            u = np.empty((side * side, g.shape[0]), np.float32)
             pool = threads.pool()
             step = -(-g.shape[0] // pool.size)  # kernels per thread: a cold start's first forward
 
@@ -493,11 +514,8 @@ class Convolutional(Layer):
         c, n = x.shape[1], out.shape[1]
         out_h, out_w = out.shape[2:]
         th, tw = -(-out_h // tile), -(-out_w // tile)
-        a = (tile + 2) ** 2  # transformed values per tile
-        if tile == 4:
-            transform_input, transform_output = kernels.winograd4_input, kernels.winograd4_output
-        else:
-            transform_input, transform_output = kernels.winograd_input, kernels.winograd_output
+        side, transform_input, transform_output, _ = self._winograd_kernels(tile)
+        a = side * side  # transformed values per tile
         u, pad, act = self.winograd_weights(tile), self.padding, self.activation
         pool = threads.pool()
         per_row = a * (c + n) * tw

@@ -671,36 +671,48 @@ WINOGRAD = {
                   [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]),
         _np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
                   [0, 1, -1, 8, -8, 1]], float)),
+    # stride 2, 2x2 outputs from 5x5 input tiles: the even phase's taps 0, 2 as F(2,2), the
+    # odd phase's tap 1 by itself
+    "s2": (_np.array([[1, 0, -1, 0, 0], [0, 0, 1, 0, 0], [0, 0, -1, 0, 1], [0, 1, 0, 0, 0],
+                     [0, 0, 0, 1, 0]], float),
+           _np.array([[1, 0, 0], [1, 0, 1], [0, 0, 1], [0, 1, 0], [0, 1, 0]], float),
+           _np.array([[1, 1, 0, 1, 0], [0, 1, 1, 0, 1]], float)),
 }  # tile m -> (B^T, G, A^T)  # fmt: skip
 
 
+def _tile(m):
+    """(output tile side, input tile side, input step between tiles) of WINOGRAD[m]."""
+    return (2, 5, 4) if m == "s2" else (m, m + 2, m)
+
+
 def winograd_input(x, pad, ty0, ty1, tw, m):
-    """(c, (m+2)^2, tiles): B^T d B of every (m+2)x(m+2) input tile d, zero outside x."""
+    """(c, a^2, tiles): B^T d B of every a x a input tile d, zero outside x."""
     bt = WINOGRAD[m][0]
     c, h, w = x.shape
-    a = m + 2
-    padded = _np.zeros((c, h + 2 * pad + a * (ty1 + tw), w + 2 * pad + a * tw + a))
+    _, a, step = _tile(m)
+    padded = _np.zeros((c, h + 2 * pad + a * (ty1 + tw) * 2, w + 2 * pad + 2 * a * tw + a))
     padded[:, pad : pad + h, pad : pad + w] = x
     out = _np.zeros((c, a * a, (ty1 - ty0) * tw))
     for ty in range(ty0, ty1):
         for tx in range(tw):
-            d = padded[:, m * ty : m * ty + a, m * tx : m * tx + a]
+            d = padded[:, step * ty : step * ty + a, step * tx : step * tx + a]
             out[:, :, (ty - ty0) * tw + tx] = (bt @ d @ bt.T).reshape(c, a * a)
     return out
 
 
 def winograd_weights(g, m):
-    """((m+2)^2, k): G g G^T of every 3x3 kernel of g (k, 9)."""
+    """(a^2, k): G g G^T of every 3x3 kernel of g (k, 9)."""
     gm = WINOGRAD[m][1]
     u = gm @ g.reshape(-1, 3, 3).astype(_np.float64) @ gm.T
     return u.reshape(len(g), -1).T
 
 
 def winograd_output(mm, ty0, ty1, tw, m, out_h, out_w):
-    """(f, rows, out_w): A^T M A of every tile of mm (f, (m+2)^2, tiles), cut at the map's edge;
+    """(f, rows, out_w): A^T M A of every tile of mm (f, a^2, tiles), cut at the map's edge;
     rows = the output rows of tile rows ty0..ty1."""
     at = WINOGRAD[m][1 + 1]
-    f, a = mm.shape[0], m + 2
+    f = mm.shape[0]
+    m, a, _ = _tile(m)
     full = _np.zeros((f, m * (ty1 - ty0), m * tw))
     for k in range((ty1 - ty0) * tw):
         ty, tx = divmod(k, tw)

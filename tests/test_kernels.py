@@ -192,64 +192,70 @@ def test_winograd_agrees_with_im2col(tmp_path, monkeypatch):
 
 # -- Winograd transforms against their matrix twins ------------------------------------------
 _WINOGRAD = {2: (kernels.winograd_input, kernels.winograd_weights, kernels.winograd_output),
-             4: (kernels.winograd4_input, kernels.winograd4_weights, kernels.winograd4_output)}
+             4: (kernels.winograd4_input, kernels.winograd4_weights, kernels.winograd4_output),
+             "s2": (kernels.winograd_s2_input, kernels.winograd_s2_weights,
+                    kernels.winograd_s2_output)}  # fmt: skip
+_SIDES = {2: (2, 4, 1), 4: (4, 6, 1), "s2": (2, 5, 2)}  # output tile, input tile, stride
 
 
-@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("m", [2, 4, "s2"])
 @pytest.mark.parametrize("c,h,w,pad,ty0,ty1", [(3, 9, 11, 1, 0, 3), (2, 8, 8, 0, 0, 2),
                                                (2, 1, 1, 1, 0, 1), (3, 13, 7, 1, 1, 3),
                                                (1, 26, 27, 1, 2, 7), (2, 5, 4, 2, 0, 2)])  # fmt: skip
 def test_winograd_input_transform_matches_matrix_twin(m, c, h, w, pad, ty0, ty1):
-    out_w = w + 2 * pad - 2
-    tw = -(-out_w // m)
+    tile, a, stride = _SIDES[m]
+    out_w = (w + 2 * pad - 3) // stride + 1
+    tw = -(-out_w // tile)
     x = rand((c, h, w), seed=h * w)
-    got = np.full((c, (m + 2) ** 2, (ty1 - ty0) * tw), np.nan, _F)
+    got = np.full((c, a * a, (ty1 - ty0) * tw), np.nan, _F)
     _WINOGRAD[m][0](x, pad, ty0, ty1, tw, got)
     want = reference.winograd_input(x, pad, ty0, ty1, tw, m)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
 
 
-@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("m", [2, 4, "s2"])
 @pytest.mark.parametrize("k", [37, 600])  # 600: across kernels._WBLOCK blocks
 def test_winograd_weight_transform_matches_matrix_twin(m, k):
     g = rand((k, 9), seed=7)
-    got = np.empty(((m + 2) ** 2, k), _F)
+    got = np.empty((_SIDES[m][1] ** 2, k), _F)
     _WINOGRAD[m][1](g, got, 0, k // 3)  # in two ranges, as the pool's threads do
     _WINOGRAD[m][1](g, got, k // 3, k)
     np.testing.assert_allclose(got, reference.winograd_weights(g, m), rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("m", [2, 4, "s2"])
 @pytest.mark.parametrize("out_h,out_w,ty0,ty1,f0,f1", [(9, 11, 0, 3, 0, 3), (8, 8, 1, 2, 2, 5),
                                                        (1, 1, 0, 1, 0, 2), (13, 13, 2, 4, 1, 4),
                                                        (6, 3, 0, 2, 0, 1)])  # fmt: skip
 def test_winograd_output_transform_matches_matrix_twin(m, out_h, out_w, ty0, ty1, f0, f1):
-    tw = -(-out_w // m)
-    assert ty1 <= -(-out_h // m)  # every case's tile rows fit its map
-    mm = rand((f1 - f0, (m + 2) ** 2, (ty1 - ty0) * tw), seed=out_h)
+    tile, a, _ = _SIDES[m]
+    tw = -(-out_w // tile)
+    assert ty1 <= -(-out_h // tile)  # every case's tile rows fit its map
+    mm = rand((f1 - f0, a * a, (ty1 - ty0) * tw), seed=out_h)
     got = np.full((6, out_h, out_w), np.nan, _F)
     _WINOGRAD[m][2](mm, ty0, ty1, tw, f0, f1, got)
     want = reference.winograd_output(mm, ty0, ty1, tw, m, out_h, out_w)
-    rows = slice(m * ty0, min(out_h, m * ty1))
+    rows = slice(tile * ty0, min(out_h, tile * ty1))
     np.testing.assert_allclose(got[f0:f1, rows], want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
     untouched = np.ones(got.shape, bool)
     untouched[f0:f1, rows] = False
     assert np.isnan(got[untouched]).all()  # nothing written outside its filters and rows
 
 
-@pytest.mark.parametrize("tile", [0, 2, 4])
+@pytest.mark.parametrize("tile,stride", [(0, 1), (2, 1), (4, 1), (0, 2), (2, 2)])
 @pytest.mark.parametrize("threads_n", [1, 2])
 @pytest.mark.parametrize("c,h,w,filters,pad", [(16, 1, 1, 5, 1), (16, 3, 2, 9, 1), (32, 7, 5, 70, 1),
                                                (17, 30, 25, 8, 1), (20, 11, 9, 64, 0),
-                                               (33, 45, 38, 130, 1)])  # fmt: skip
-def test_every_3x3_path_matches_the_direct_twin(tmp_path, monkeypatch, tile, threads_n, c, h, w,
-                                                filters, pad):  # fmt: skip
-    """im2col, F(2x2, 3x3) and F(4x4, 3x3) forced on every shape, in row and filter steps."""
+                                               (33, 45, 38, 130, 1), (8, 12, 17, 3, 1)])  # fmt: skip
+def test_every_3x3_path_matches_the_direct_twin(tmp_path, monkeypatch, tile, stride, threads_n, c,
+                                                h, w, filters, pad):  # fmt: skip
+    """im2col, F(2x2, 3x3) and F(4x4, 3x3) forced on every shape at stride 1, im2col and
+    F(2x2, 3x3) of two phases at stride 2, in row and filter steps."""
     monkeypatch.setattr(pydarknet.layers.Convolutional, "winograd_tile", lambda self, out: tile)
     before = threads.num_threads()
     threads.set_num_threads(threads_n)
     try:
-        net = _conv_net(tmp_path, c, h, w, filters, 3, 1, pad)
+        net = _conv_net(tmp_path, c, h, w, filters, 3, stride, pad)
         x = rand((2, c, h, w), seed=c)
         (got,) = net.forward(x)
     finally:
@@ -274,7 +280,12 @@ def test_winograd_tile_choice():
     conv.c = 32
     assert conv.winograd_tile((1024, 13, 13)) == 0  # few channels on a small map: im2col
     conv.c, conv.stride_x, conv.stride_y = 64, 2, 2
-    assert conv.winograd_tile((64, 104, 104)) == 0  # stride 2: im2col
+    assert conv.winograd_tile((64, 104, 104)) == 2  # stride 2: F(2x2) from two phases
+    assert conv.winograd_tile((64, 13, 13)) == 0  # 49 tiles: im2col
+    conv.c = 8
+    assert conv.winograd_tile((64, 104, 104)) == 0  # too few channels
+    conv.c, conv.stride_y = 64, 1
+    assert conv.winograd_tile((64, 104, 104)) == 0  # strides 2 x 1: im2col
 
 
 # -- memory plan ------------------------------------------------------------------------------
