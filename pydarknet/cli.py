@@ -290,10 +290,11 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if streams and (args.dask or args.save_labels):
         raise DarknetError(f"{streams[0]}: --dask and --save-labels apply to images, not video")
     weights = str(args.weights or default_weights(args.cfg))
+    paths = [] if streams else expand_inputs(args.inputs)
     if args.dask:
         net = Network(args.cfg)  # the workers load the weights; here only names are needed
-    else:
-        net = load(args.cfg, weights)
+    else:  # one image is one forward: Winograd's weight transforms would not pay back
+        net = load(args.cfg, weights, winograd=len(paths) != 1 or args.tta)
     apply_heads(net, args.heads)
     if not net.heads:
         raise DarknetError(f"{args.cfg}: has no [yolo] or [region] layer; it is not a detector")
@@ -309,7 +310,6 @@ def cmd_detect(args: argparse.Namespace) -> int:
         return _detect_video(args, det, streams[0])
     from .pipeline import detect_paths
 
-    paths = expand_inputs(args.inputs)
     # one image: read here, not on a loader thread (its own malloc arena added 9 MB to peak RSS)
     args.batch = _image_batch(args, len(paths), det)
     results = detect_paths(det, paths, batch=args.batch, keep_images=not args.no_draw,

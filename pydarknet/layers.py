@@ -201,6 +201,7 @@ class Convolutional(Layer):
     flipped: bool = False  # parser.c: the file stores the weights transposed, (c*size*size, n)
     _factor: np.ndarray | None = None  # float64 batch-norm scale folded into the weights
     _weights_at: object = None  # weights.FloatsAt of the raw weights, to read them again
+    use_winograd: bool = True  # Network.winograd
 
     # assisted_excitation only acts when training; angle/reverse/grad_centr/dot are for training
     # and deformable training; stream/wait_stream pick CUDA streams
@@ -402,7 +403,7 @@ class Convolutional(Layer):
         maps of >= 64 2x2 tiles: yolov4-csp's stride-2 layers 97 -> 83 ms and yolov4's (608)
         137 -> 125 ms on 2 threads; 49 tiles (26x26 -> 13x13) are even with im2col at 32-512
         channels, and 8 channels are slower."""
-        if not self.winograd:
+        if not (self.winograd and self.use_winograd):
             return 0
         c = self.c
         if self.stride_x == 2:

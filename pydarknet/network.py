@@ -86,6 +86,23 @@ class Network:
         self.loaded = False
         self._plans: dict[tuple, tuple] = {}  # memory plans by (n, size, threads, ..., copy)
         self._plans_lock = threading.Lock()
+        self._winograd = True
+
+    @property
+    def winograd(self) -> bool:
+        """True (the default): 3x3 layers may run as Winograd convolutions, whose transformed
+        weights are made on the first forward and pay back from the second. False: im2col
+        only, for a process that runs one forward (`detect` on one image: yolov3-tiny's first
+        forward 85 -> 62 ms, nothing transformed, the 3x3 weights used as they are)."""
+        return self._winograd
+
+    @winograd.setter
+    def winograd(self, on: bool) -> None:
+        self._winograd = bool(on)
+        for layer in self.layers:
+            if isinstance(layer, Convolutional):
+                layer.use_winograd = self._winograd
+        self._plans.clear()  # workspaces differ
 
     # -- weights -----------------------------------------------------------------------------
     def param_spec(self) -> list[tuple[int, str, int]]:
@@ -115,7 +132,8 @@ class Network:
 
     def kernel_key(self, height: int, width: int) -> str:
         """Names the kernel overloads a forward pass at height x width uses, for their preload."""
-        return f"{Path(self.cfg_path).resolve()} {height}x{width}"
+        mode = "" if self._winograd else " im2col"
+        return f"{Path(self.cfg_path).resolve()} {height}x{width}{mode}"
 
     def random_weights(self, seed: int = 0) -> list[np.ndarray]:
         """Plausible random parameters in .weights order (for tests and benchmarks).
@@ -533,9 +551,12 @@ class Network:
         return postprocess.to_detections(boxes, probs, im_w, im_h, names, thresh)
 
 
-def load(cfg_path: str | Path, weights_path: str | Path | None = None) -> Network:
-    """Build the network of a darknet .cfg and, if given, load its .weights."""
+def load(cfg_path: str | Path, weights_path: str | Path | None = None,
+         winograd: bool = True) -> Network:
+    """Build the network of a darknet .cfg and, if given, load its .weights.
+    winograd=False: for a single forward (see Network.winograd)."""
     net = Network(cfg_path)
+    net.winograd = winograd  # before the weights: their read starts the kernels' preload
     if weights_path is not None:
         net.load_weights(weights_path)
     return net

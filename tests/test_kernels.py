@@ -190,6 +190,26 @@ def test_winograd_agrees_with_im2col(tmp_path, monkeypatch):
     assert np.abs(fast - plain).max() <= 1e-5 * np.abs(plain).max()
 
 
+def test_network_without_winograd_matches(tmp_path):
+    """Network.winograd = False: im2col on every 3x3 layer (stride 1 and 2), no transformed
+    weights made, the same outputs within float rounding."""
+    cfg = tmp_path / "two.cfg"
+    cfg.write_text("[net]\nwidth=40\nheight=40\nchannels=16\n\n[convolutional]\nfilters=24\n"
+                   "size=3\nstride=1\npad=1\nactivation=leaky\n\n[convolutional]\nfilters=8\n"
+                   "size=3\nstride=2\npad=1\nactivation=mish\n")  # fmt: skip
+    weights = pydarknet.Network(cfg).save_random_weights(tmp_path / "two.weights")
+    fast, plain = pydarknet.load(cfg, weights), pydarknet.load(cfg, weights, winograd=False)
+    assert plain.kernel_key(40, 40) != fast.kernel_key(40, 40)  # their own preload lists
+    x = rand((1, 16, 40, 40), seed=9)
+    (want,), (got,) = fast.forward(x), plain.forward(x)
+    assert [fast.layers[i]._winograd_u is not None for i in (0, 1)] == [True, True]
+    assert [getattr(plain.layers[i], "_winograd_u", None) for i in (0, 1)] == [None, None]
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+    plain.winograd = True  # switched on later: a new plan, then the transforms
+    (again,) = plain.forward(x)
+    np.testing.assert_array_equal(again, want)
+
+
 # -- Winograd transforms against their matrix twins ------------------------------------------
 _WINOGRAD = {2: (kernels.winograd_input, kernels.winograd_weights, kernels.winograd_output),
              4: (kernels.winograd4_input, kernels.winograd4_weights, kernels.winograd4_output),

@@ -208,3 +208,64 @@ def test_cli_tta_option(model, images, capsys):
     got = json.loads(out)[0]["objects"]
     assert got == [d.to_darknet_json() for d in det.detect_file(images[0])]
     assert np.all([o["confidence"] > 0.25 for o in got])
+
+
+WINOGRAD_CFG = """[net]
+width=32
+height=32
+channels=3
+
+[convolutional]
+filters=16
+size=1
+stride=1
+activation=leaky
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[convolutional]
+filters=18
+size=1
+stride=1
+activation=linear
+
+[yolo]
+mask=0,1
+anchors=10,12, 24,20, 40,44
+classes=4
+num=3
+"""
+
+
+def test_detect_on_one_image_makes_no_winograd_weights(tmp_path, images, monkeypatch, capsys):
+    """One image is one forward: the 3x3 layer runs im2col rather than transform its weights
+    for Winograd; two images transform them once (the two paths' outputs agree:
+    test_kernels.py test_network_without_winograd_matches)."""
+    from pydarknet import layers
+    from pydarknet.network import Network
+
+    cfg = tmp_path / "wino.cfg"
+    cfg.write_text(WINOGRAD_CFG)
+    net = Network(cfg)
+    weights = net.save_random_weights(tmp_path / "wino.weights")
+    assert net.layers[1].winograd_tile((16, 32, 32)) == 4
+    made = []
+    real = layers.Convolutional._make_winograd_weights
+    monkeypatch.setattr(layers.Convolutional, "_make_winograd_weights",
+                        lambda self, tile: made.append(tile) or real(self, tile))  # fmt: skip
+    base = ["detect", str(cfg), "--weights", str(weights), "--no-draw", "--json", "--names",
+            str(tmp_path / "n.names")]  # fmt: skip
+    (tmp_path / "n.names").write_text("\n".join(NAMES) + "\n")
+    code, out, err = _run(base + [images[0]], capsys)
+    assert code == 0, err
+    assert made == [] and len(json.loads(out)) == 1
+    code, out, err = _run(base + images[:2], capsys)
+    assert code == 0, err
+    assert made and set(made) == {4}  # called by each image's thread, made under a lock once
+    assert len(json.loads(out)) == 2
