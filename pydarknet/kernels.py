@@ -538,11 +538,12 @@ def _g5_rows(r, a0, a1, a2, dst, m):
             dst[q] = a1[q]
 
 
-@njit(cache=True, error_model="numpy")
-def _weights_transform(g, out, a, k0, k1):
-    """U = G g G^T with a rows of G (4: F(2x2, 3x3), 6: F(4x4, 3x3), 5: F(2x2, 3x3) at stride
-    2): kernels k0..k1 of g (k, 9) ->
-    the same columns of out (a*a, k)."""
+@njit(cache=True, nogil=True, error_model="numpy")
+def winograd_weights(g, out, a, k0, k1):
+    """U = G g G^T of 3x3 kernels k0..k1: g (k, 9) -> the same columns of out (a*a, k), summed
+    in float64, for G of a rows: 4 F(2x2, 3x3) (_g2_rows), 6 F(4x4, 3x3) (_g4_rows), 5 F(2x2,
+    3x3) at stride 2 (_g5_rows). One kernel for the three: each compiled kernel carries its own
+    copy of this code, ~1 s of a first run's compiling apiece."""
     gt = np.empty((9, _WBLOCK))  # the block's kernels, entry e of kernel q at gt[e, q]
     t = np.empty((a, 3, _WBLOCK))  # G g: row i, column j
     u = np.empty(_WBLOCK)
@@ -572,13 +573,6 @@ def _weights_transform(g, out, a, k0, k1):
                     dst[q] = u[q]
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def winograd_weights(g, out, k0, k1):
-    """U = G g G^T of 3x3 kernels k0..k1: g (k, 9) -> out (16, k), summed in float64.
-    G's rows: 1 0 0 / 1/2 1/2 1/2 / 1/2 -1/2 1/2 / 0 0 1."""
-    _weights_transform(g, out, 4, k0, k1)
-
-
 # Winograd F(4x4, 3x3): 6x6 input tiles, 36 products per 4x4 output tile (im2col: 144), for
 # larger maps. Interpolation points 0, +-1, +-2 and infinity (Lavin & Gray 2016, section 4.2).
 @njit(cache=True, inline="always")
@@ -599,7 +593,7 @@ def _at6(m0, m1, m2, m3, m4, m5):
     return m0 + s + s2, d + _F(2.0) * d2, s + _F(4.0) * s2, d + _F(8.0) * d2 + m5
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy")
 def _phase_plane(x, ch, pad, y0, plane):
     """plane[r, p, t] = x[ch, y0 + r, 4t + p - pad], zero outside the image: input rows split
     by column phase, so that tile transforms whose columns are 4 apart read whole vectors."""
@@ -704,13 +698,6 @@ def winograd4_output(m, ty0, ty1, tw, f0, f1, out):
                     dst[j] = rows[a, j - 4 * whole, whole]
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def winograd4_weights(g, out, k0, k1):
-    """U = G g G^T of 3x3 kernels k0..k1: g (k, 9) -> out (36, k), summed in float64.
-    G's rows: 1/4 0 0 / -1/6 -1/6 -1/6 / -1/6 1/6 -1/6 / 1/24 1/12 1/6 / 1/24 -1/12 1/6 / 0 0 1."""
-    _weights_transform(g, out, 6, k0, k1)
-
-
 # Winograd F(2x2, 3x3) at stride 2: the input's even and odd columns (rows) are two phases; the
 # even phase meets taps 0 and 2 of the kernel (a 2-tap F(2,2): 3 products for 2 outputs), the odd
 # phase tap 1 (2 products). One 5x5 input tile d (rows and columns 4 apart between tiles) gives
@@ -745,8 +732,11 @@ def winograd_s2_input(x, pad, ty0, ty1, tw, out):
             for j in range(flat.shape[1]):
                 c0[j], c2[j] = d0[j] - d2[j], d4[j] - d2[j]
             k0 = (ty - ty0) * tw
-            # B^T's rows 1, 3 and 4 pick plane rows 2, 1 and 3
-            for i, p in enumerate((cols[0], plane[r + 2], cols[1], plane[r + 1], plane[r + 3])):
+            for i in range(5):  # B^T's rows 1, 3 and 4 pick plane rows 2, 1 and 3
+                if i == 0 or i == 2:
+                    p = cols[i // 2]
+                else:
+                    p = plane[r + (2 if i == 1 else (1 if i == 3 else 3))]
                 p0, p1, p2, p3 = p[0], p[1], p[2], p[3]
                 e = 5 * i
                 r0, r1, r2 = dst[e, k0 : k0 + tw], dst[e + 1, k0 : k0 + tw], dst[e + 2, k0 : k0 + tw]
@@ -784,13 +774,6 @@ def winograd_s2_output(m, ty0, ty1, tw, f0, f1, out):
                 if whole < tw:
                     t = whole
                     dst[2 * t] = g0[t] + g1[t] + g3[t]
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def winograd_s2_weights(g, out, k0, k1):
-    """U = G g G^T of 3x3 kernels k0..k1: g (k, 9) -> out (25, k), summed in float64.
-    G's rows: 1 0 0 / 1 0 1 / 0 0 1 / 0 1 0 / 0 1 0."""
-    _weights_transform(g, out, 5, k0, k1)
 
 
 # --- image input ---

@@ -377,14 +377,13 @@ class Convolutional(Layer):
                 and self.dilation == 1 and self.groups == 1)  # fmt: skip
 
     def _winograd_kernels(self, tile: int):
-        """(input tile side, input, output and weight transforms) of F(tile x tile, 3x3) at this
+        """(input tile side, input and output transforms) of F(tile x tile, 3x3) at this
         layer's stride."""
         if self.stride_x == 2:
-            return (5, kernels.winograd_s2_input, kernels.winograd_s2_output,
-                    kernels.winograd_s2_weights)  # fmt: skip
+            return 5, kernels.winograd_s2_input, kernels.winograd_s2_output
         if tile == 4:
-            return 6, kernels.winograd4_input, kernels.winograd4_output, kernels.winograd4_weights
-        return 4, kernels.winograd_input, kernels.winograd_output, kernels.winograd_weights
+            return 6, kernels.winograd4_input, kernels.winograd4_output
+        return 4, kernels.winograd_input, kernels.winograd_output
 
     def winograd_tile(self, out: Shape) -> int:
         """Output tile m of Winograd F(m x m, 3x3) at this layer's stride for this output size,
@@ -429,13 +428,13 @@ class Convolutional(Layer):
             made = self._winograd_u = {}
         if tile not in made:
             g = self.weights.reshape(-1, 9)
-            side, _, _, transform = self._winograd_kernels(tile)
+            side = self._winograd_kernels(tile)[0]
             u = np.empty((side * side, g.shape[0]), np.float32)
             pool = threads.pool()
             step = -(-g.shape[0] // pool.size)  # kernels per thread: a cold start's first forward
 
             def part(i, slot):
-                transform(g, u, i * step, min(g.shape[0], (i + 1) * step))
+                kernels.winograd_weights(g, u, side, i * step, min(g.shape[0], (i + 1) * step))
 
             pool.run(part, -(-g.shape[0] // step))
             made[tile] = u.reshape(-1, self.filters, self.c)
@@ -515,7 +514,7 @@ class Convolutional(Layer):
         c, n = x.shape[1], out.shape[1]
         out_h, out_w = out.shape[2:]
         th, tw = -(-out_h // tile), -(-out_w // tile)
-        side, transform_input, transform_output, _ = self._winograd_kernels(tile)
+        side, transform_input, transform_output = self._winograd_kernels(tile)
         a = side * side  # transformed values per tile
         u, pad, act = self.winograd_weights(tile), self.padding, self.activation
         pool = threads.pool()

@@ -211,10 +211,9 @@ def test_network_without_winograd_matches(tmp_path):
 
 
 # -- Winograd transforms against their matrix twins ------------------------------------------
-_WINOGRAD = {2: (kernels.winograd_input, kernels.winograd_weights, kernels.winograd_output),
-             4: (kernels.winograd4_input, kernels.winograd4_weights, kernels.winograd4_output),
-             "s2": (kernels.winograd_s2_input, kernels.winograd_s2_weights,
-                    kernels.winograd_s2_output)}  # fmt: skip
+_WINOGRAD = {2: (kernels.winograd_input, kernels.winograd_output),
+             4: (kernels.winograd4_input, kernels.winograd4_output),
+             "s2": (kernels.winograd_s2_input, kernels.winograd_s2_output)}  # fmt: skip
 _SIDES = {2: (2, 4, 1), 4: (4, 6, 1), "s2": (2, 5, 2)}  # output tile, input tile, stride
 
 
@@ -237,9 +236,10 @@ def test_winograd_input_transform_matches_matrix_twin(m, c, h, w, pad, ty0, ty1)
 @pytest.mark.parametrize("k", [37, 600])  # 600: across kernels._WBLOCK blocks
 def test_winograd_weight_transform_matches_matrix_twin(m, k):
     g = rand((k, 9), seed=7)
-    got = np.empty((_SIDES[m][1] ** 2, k), _F)
-    _WINOGRAD[m][1](g, got, 0, k // 3)  # in two ranges, as the pool's threads do
-    _WINOGRAD[m][1](g, got, k // 3, k)
+    a = _SIDES[m][1]
+    got = np.empty((a * a, k), _F)
+    kernels.winograd_weights(g, got, a, 0, k // 3)  # in two ranges, as the pool's threads do
+    kernels.winograd_weights(g, got, a, k // 3, k)
     np.testing.assert_allclose(got, reference.winograd_weights(g, m), rtol=1e-6, atol=1e-7)
 
 
@@ -253,7 +253,7 @@ def test_winograd_output_transform_matches_matrix_twin(m, out_h, out_w, ty0, ty1
     assert ty1 <= -(-out_h // tile)  # every case's tile rows fit its map
     mm = rand((f1 - f0, a * a, (ty1 - ty0) * tw), seed=out_h)
     got = np.full((6, out_h, out_w), np.nan, _F)
-    _WINOGRAD[m][2](mm, ty0, ty1, tw, f0, f1, got)
+    _WINOGRAD[m][1](mm, ty0, ty1, tw, f0, f1, got)
     want = reference.winograd_output(mm, ty0, ty1, tw, m, out_h, out_w)
     rows = slice(tile * ty0, min(out_h, tile * ty1))
     np.testing.assert_allclose(got[f0:f1, rows], want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
