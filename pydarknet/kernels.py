@@ -706,7 +706,7 @@ def winograd4_output(m, ty0, ty1, tw, f0, f1, out):
 # w0 + w2, w2, w1, w1), y0 = m0 + m1 + m3, y1 = m1 + m2 + m4. The transforms only add.
 @njit(cache=True, inline="always")
 def _at5(m0, m1, m2, m3, m4):
-    """A^T m for stride-2 F(2,3): the rows 1 1 0 1 0 / 0 1 1 0 1."""
+    """A^T m for F(2, 3) at stride 2: the rows 1 1 0 1 0 / 0 1 1 0 1."""
     return m0 + m1 + m3, m1 + m2 + m4
 
 
@@ -771,9 +771,9 @@ def winograd_s2_output(m, ty0, ty1, tw, f0, f1, out):
                 dst = out[f, 2 * ty + a]
                 for t in range(whole):
                     dst[2 * t], dst[2 * t + 1] = _at5(g0[t], g1[t], g2[t], g3[t], g4[t])
-                if whole < tw:
+                if whole < tw:  # the last tile's first column only
                     t = whole
-                    dst[2 * t] = g0[t] + g1[t] + g3[t]
+                    dst[2 * t] = _at5(g0[t], g1[t], g2[t], g3[t], g4[t])[0]
 
 
 # --- image input ---
