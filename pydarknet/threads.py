@@ -156,7 +156,10 @@ def _can_skip_refresh(dispatchers: list) -> bool:
 def preload_kernels(model: str, refresh: bool = True) -> bool:
     """Load every overload remember_kernels() saved for `model` from Numba's cache; True if all
     of them were there. Never compiles: an overload missing from the cache (kernels.py changed)
-    is compiled by its first call as usual, and only if the forward pass still needs it.
+    is compiled by its first call as usual, and only if the forward pass still needs it; a kernel
+    no longer in kernels.py, or a signature the cache does not hold, is dropped from the saved
+    list (else every later run would miss it and keep LLVM's pages: ~70 MB of RSS after an
+    upgrade), and the forward saves again what it needed.
     refresh=False loads them without the target context's refresh where _can_skip_refresh
     allows it, and returns False (loading nothing) where it does not."""
     from numba.core.compiler_lock import global_compiler_lock
@@ -175,10 +178,11 @@ def preload_kernels(model: str, refresh: bool = True) -> bool:
         with global_compiler_lock:
             if not rtsys._init:  # what the refresh would set up first (cpu.py)
                 rtsys.initialize(cpu_target.target_context)
-    loaded = 0
+    loaded, stale = 0, []
     for name, sig in saved:
         disp = dispatchers.get(name)
         if disp is None:
+            stale.append((name, sig))
             continue
         with global_compiler_lock:  # Dispatcher.compile's cache branch, without its compile
             if tuple(sig) in disp.overloads:
@@ -190,14 +194,17 @@ def preload_kernels(model: str, refresh: bool = True) -> bool:
                 else:  # load_overload less its targetctx.refresh()
                     cres = disp._cache._load_overload(sig, disp.targetctx)
             except Exception:  # a best effort: the first call loads or compiles it instead
-                cres = None
+                continue
             if cres is None:
+                stale.append((name, sig))
                 continue
             if not cres.objectmode:
                 disp.targetctx.insert_user_function(cres.entry_point, cres.fndesc, [cres.library])
             disp.add_overload(cres)
             loaded += 1
-    return loaded == len(saved)
+    if stale:
+        _write_preload(model, [entry for entry in saved if entry not in stale])
+    return loaded == len(saved) - len(stale)
 
 
 @contextmanager
@@ -226,14 +233,17 @@ def remember_kernels(model: str, before: dict[str, set]) -> None:
     known = set(saved)
     new = [(name, sig) for name, sigs in kernel_overloads().items()
            for sig in sigs - before.get(name, set()) if (name, sig) not in known]  # fmt: skip
-    if not new:
-        return
+    if new:
+        _write_preload(model, saved + new)
+
+
+def _write_preload(model: str, kernels: list[tuple[str, tuple]]) -> None:
     path = _preload_path(model)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         with open(tmp, "wb") as f:
-            pickle.dump({"model": model, "kernels": saved + new}, f)
+            pickle.dump({"model": model, "kernels": kernels}, f)
         os.replace(tmp, path)  # readers see the old list or the new one, never half of one
     except (OSError, pickle.PicklingError):
         pass  # a read-only cache: every run loads its kernels on first call, as before

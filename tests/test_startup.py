@@ -126,6 +126,30 @@ def test_the_nms_kernel_a_detection_used_is_preloaded_too(tmp_path):
     assert n1 == n2 and int(n1) > 0
 
 
+def test_a_preload_list_forgets_kernels_that_are_gone():
+    """After an upgrade, a saved kernel may be renamed or take other arguments: the preload
+    drops such entries from the list (else every run would miss them and skip the release of
+    LLVM's pages), keeps and loads the rest, and reports success."""
+    from numba import types
+
+    from pydarknet import kernels
+
+    x = np.zeros((2, 4, 4), np.float32)
+    kernels.upsample(x, 2, 1.0, np.empty((2, 8, 8), np.float32))
+    (sig,) = kernels.upsample.signatures
+    model = f"test-stale-preload {os.getpid()}"
+    bogus = (types.float64[:, :, ::1], types.int64, types.float64, types.float64[:, :, ::1])
+    listed = [("upsample", tuple(sig)), ("a_kernel_that_was_renamed", tuple(sig)),
+              ("upsample", bogus)]  # fmt: skip
+    threads._write_preload(model, listed)
+    try:
+        assert threads.preload_kernels(model) is True
+        assert threads._read_preload(model) == [("upsample", tuple(sig))]
+        assert threads.preload_kernels(model) is True  # and so on every later run
+    finally:
+        threads._preload_path(model).unlink(missing_ok=True)
+
+
 def _mapping(name: str):
     with open("/proc/self/smaps") as f:
         (found,) = threads._file_mappings(f.read().splitlines(), name)
