@@ -649,7 +649,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from .network import load
 
     weights = args.weights or default_weights(args.cfg)
-    net = load(args.cfg, weights)
+    paths = expand_inputs(args.inputs)
+    net = load(args.cfg, weights, winograd=len(paths) != 1)  # one image: see cmd_detect
     if net.heads:
         raise DarknetError(f"{args.cfg}: has [yolo]/[region] layers; use `pydarknet detect`")
     classes = int(np.prod(net.shapes[net.output_layers[0]]))
@@ -657,7 +658,6 @@ def cmd_classify(args: argparse.Namespace) -> int:
         names = _check_names(_read_lines(Path(args.names)), Path(args.names), classes)
     else:
         names = [str(i) for i in range(classes)]
-    paths = expand_inputs(args.inputs)
     for path in paths:
         img = image.load_image(path)
         t0 = time.perf_counter()
