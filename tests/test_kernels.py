@@ -285,6 +285,24 @@ def test_every_3x3_path_matches_the_direct_twin(tmp_path, monkeypatch, tile, str
         assert np.abs(got[b] - want).max() <= 2e-5 * max(np.abs(want).max(), 1.0)
 
 
+@pytest.mark.parametrize("padding,h,w", [(2, 37, 29), (3, 33, 33), (0, 40, 41)])
+def test_stride_2_winograd_with_explicit_padding(tmp_path, monkeypatch, padding, h, w):
+    """`padding=` other than size/2: tiles start 4 columns apart at -padding, the output map is
+    (h + 2 padding - 3) / 2 + 1 (convolutional_layer.c), against the direct twin."""
+    monkeypatch.setattr(pydarknet.layers.Convolutional, "winograd_tile", lambda self, out: 2)
+    cfg = tmp_path / "pad.cfg"
+    cfg.write_text(f"[net]\nwidth={w}\nheight={h}\nchannels=16\n\n[convolutional]\n"
+                   f"filters=12\nsize=3\nstride=2\npadding={padding}\nactivation=leaky\n")  # fmt: skip
+    net = pydarknet.Network(cfg)
+    net.save_random_weights(tmp_path / "pad.weights")
+    x = rand((1, 16, h, w), seed=padding)
+    (got,) = net.forward(x)
+    want = _twin(net, x)
+    assert got.shape[1:] == want.shape == (12, (h + 2 * padding - 3) // 2 + 1,
+                                           (w + 2 * padding - 3) // 2 + 1)  # fmt: skip
+    assert np.abs(got[0] - want).max() <= 2e-5 * max(np.abs(want).max(), 1.0)
+
+
 def test_winograd_tile_choice():
     from pydarknet.layers import Convolutional
 
