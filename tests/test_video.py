@@ -83,8 +83,27 @@ def test_detect_frames_api(model, clip):
     assert [len(f.detections) for f in frames] == [len(det(f.image)) for f in frames]
 
 
-def test_http_stream(model, clip, capsys):
-    """A URL source, served from this machine (loopback only)."""
+def _record_batches(monkeypatch) -> list:
+    seen = []
+    real = video.detect_frames
+    monkeypatch.setattr(video, "detect_frames",
+                        lambda det, src, batch=1: seen.append(batch) or real(det, src, batch))  # fmt: skip
+    return seen
+
+
+def test_a_video_file_runs_one_frame_per_thread(model, clip, monkeypatch, capsys):
+    """Without --batch a file's frames go one per pool thread (a small model), as images do."""
+    cfg, weights = model
+    seen = _record_batches(monkeypatch)
+    args = ["detect", str(cfg), str(clip), "--weights", str(weights), "--no-draw", "--threads"]
+    assert main(args + ["2"]) == 0 and main(args + ["1"]) == 0
+    assert seen == [2, 1]
+    assert main(args + ["2", "--batch", "3"]) == 0 and seen[-1] == 3
+
+
+def test_http_stream(model, clip, capsys, monkeypatch):
+    """A URL source, served from this machine (loopback only): live, so frame by frame."""
+    seen = _record_batches(monkeypatch)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(clip.parent))
     handler.log_message = lambda *a: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -98,6 +117,7 @@ def test_http_stream(model, clip, capsys):
         out, err = capsys.readouterr()
         assert code == 0, err
         assert len(_lines(out)) == 6
+        assert seen == [1]
     finally:
         server.shutdown()
         server.server_close()
@@ -151,7 +171,7 @@ def test_interrupt_keeps_what_was_written_playable(model, clip, tmp_path, capsys
     monkeypatch.setattr(Detector, "detect_prepared", interrupted)
     target = tmp_path / "partial.avi"
     code = main(["detect", str(cfg), str(clip), "--weights", str(weights), "--out-video",
-                 str(target)])  # fmt: skip
+                 str(target), "--batch", "1"])  # fmt: skip  (a frame per call, as counted)
     out, err = capsys.readouterr()
     assert code == 130 and "pydarknet: interrupted" in err
     assert len(_lines(out)) == 3
