@@ -274,6 +274,87 @@ def im2col(x, size, stride_y, stride_x, pad, dilation, out_h, out_w, out):
     im2col_rows(x, size, stride_y, stride_x, pad, dilation, 0, out_h, out_w, out)
 
 
+@njit(cache=True, inline="always")
+def _taps3(k, a, b, c, q):
+    """The 3x3 taps k[0..8] on rows a, b, c from column q, summed in darknet's order."""
+    return (k[0] * a[q] + k[1] * a[q + 1] + k[2] * a[q + 2]
+            + k[3] * b[q] + k[4] * b[q + 1] + k[5] * b[q + 2]
+            + k[6] * c[q] + k[7] * c[q + 1] + k[8] * c[q + 2])  # fmt: skip
+
+
+@njit(cache=True, inline="always")
+def _taps5(k, a, b, c, d, e, q):
+    """The 5x5 taps k[0..24] on rows a..e from column q, summed in darknet's order."""
+    return (k[0] * a[q] + k[1] * a[q + 1] + k[2] * a[q + 2] + k[3] * a[q + 3] + k[4] * a[q + 4]
+            + k[5] * b[q] + k[6] * b[q + 1] + k[7] * b[q + 2] + k[8] * b[q + 3] + k[9] * b[q + 4]
+            + k[10] * c[q] + k[11] * c[q + 1] + k[12] * c[q + 2] + k[13] * c[q + 3]
+            + k[14] * c[q + 4] + k[15] * d[q] + k[16] * d[q + 1] + k[17] * d[q + 2]
+            + k[18] * d[q + 3] + k[19] * d[q + 4] + k[20] * e[q] + k[21] * e[q + 1]
+            + k[22] * e[q + 2] + k[23] * e[q + 3] + k[24] * e[q + 4])  # fmt: skip
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=_CONTRACT)
+def depthwise(x, w, mult, size, stride_y, stride_x, pad, dilation, f0, f1, out):
+    """Output channels f0..f1 of a convolution with one input channel per group (depthwise;
+    `mult` filters per group): out[f, oy, ox] = sum over taps (ky, kx), in that order, of
+    w[f, ky*size + kx] * x[f // mult, oy*stride_y - pad + ky*dilation, ox*stride_x - pad +
+    kx*dilation], zero outside the image (the order of darknet's gemm over one group's im2col).
+
+    Each input channel is first copied into a zero-bordered plane, so no tap needs a bounds
+    test. 3x3 kernels (stride 1 or 2) and 5x5 ones (stride 1) sum their taps in one expression
+    per output, vectorized along the row: 1.5-2x the speed of adding one tap at a time over the
+    row, as other shapes do (5x5 at stride 2 was slower in one expression).
+    """
+    _, h, wd = x.shape
+    _, out_h, out_w = out.shape
+    ph = (out_h - 1) * stride_y + (size - 1) * dilation + 1
+    pw = (out_w - 1) * stride_x + (size - 1) * dilation + 1
+    plane = np.zeros((ph, pw), np.float32)  # plane[i, j] = x[ch, i - pad, j - pad]
+    y0, y1 = min(ph, pad), min(ph, max(pad, h + pad))  # the plane's part inside the image
+    x0, x1 = min(pw, pad), min(pw, max(pad, wd + pad))
+    filled = -1
+    for f in range(f0, f1):
+        ch = f // mult
+        if ch != filled:
+            for i in range(y0, y1):
+                src, row = x[ch, i - pad, x0 - pad :], plane[i, x0:x1]
+                for j in range(x1 - x0):
+                    row[j] = src[j]
+            filled = ch
+        k = w[f]
+        for oy in range(out_h):
+            dst, top = out[f, oy], oy * stride_y
+            if size == 3 and dilation == 1 and stride_x == 1:
+                a, b, c = plane[top], plane[top + 1], plane[top + 2]
+                for j in range(out_w):
+                    dst[j] = _taps3(k, a, b, c, j)
+            elif size == 3 and dilation == 1 and stride_x == 2:  # constant strides vectorize
+                a, b, c = plane[top], plane[top + 1], plane[top + 2]
+                for j in range(out_w):
+                    dst[j] = _taps3(k, a, b, c, 2 * j)
+            elif size == 5 and dilation == 1 and stride_x == 1:
+                a, b, c = plane[top], plane[top + 1], plane[top + 2]
+                d, e = plane[top + 3], plane[top + 4]
+                for j in range(out_w):
+                    dst[j] = _taps5(k, a, b, c, d, e, j)
+            else:
+                for j in range(out_w):
+                    dst[j] = 0.0
+                for ky in range(size):
+                    r = plane[top + ky * dilation]
+                    for kx in range(size):
+                        wv, run = k[ky * size + kx], r[kx * dilation :]
+                        if stride_x == 1:
+                            for j in range(out_w):
+                                dst[j] += wv * run[j]
+                        elif stride_x == 2:  # a constant stride vectorizes as shuffles
+                            for j in range(out_w):
+                                dst[j] += wv * run[2 * j]
+                        else:
+                            for j in range(out_w):
+                                dst[j] += wv * run[j * stride_x]
+
+
 @njit(cache=True, nogil=True)
 def maxpool(x, size, stride_y, stride_x, pad, out):
     """x (c, h, w) -> out (c, out_h, out_w); window origin -pad//2, outside taps never win.

@@ -298,6 +298,11 @@ class Convolutional(Layer):
         return self.c // self.groups * self.size * self.size
 
     @property
+    def depthwise(self) -> bool:
+        """One input channel per group (MobileNet, EfficientNet): kernels.depthwise."""
+        return self.groups > 1 and self.c == self.groups
+
+    @property
     def direct(self) -> bool:
         """1x1, stride 1, no padding: the input already is the im2col matrix (darknet does this)."""
         return self.size == 1 and self.stride_x == 1 and self.stride_y == 1 and self.padding == 0
@@ -363,7 +368,7 @@ class Convolutional(Layer):
             per_row = side * side * (prev[0] + out[0]) * tw  # transformed input, GEMM output
             rows = _tile_rows_per_step(th, tw, per_row, slots)
             return max(slots * per_row * rows, per_row * th)
-        if self.direct:
+        if self.direct or self.depthwise:
             return 0
         # one im2col step per pool thread (>= the whole matrix when it is cut in fewer steps)
         per_row = prev[0] * self.size * self.size * out[2]
@@ -450,6 +455,8 @@ class Convolutional(Layer):
         tile = self.winograd_tile(out.shape[1:])
         if tile:
             return self._forward_winograd(x, out, ws, tile)
+        if self.depthwise:
+            return self._forward_depthwise(x, out)
         c, h, w = x.shape[1:]
         n, out_h, out_w = out.shape[1:]
         g, size, act = self.groups, self.size, self.activation
@@ -505,6 +512,25 @@ class Convolutional(Layer):
                 kernels.bias_activate(y[f0:f1], self.biases[f0:f1], act, 0, out_h * out_w)
 
             pool.run(by_filters, -(-n // fstep))
+        return out
+
+    def _forward_depthwise(self, x, out):
+        """kernels.depthwise, then bias + activation, in steps of output channels."""
+        n, out_h, out_w = out.shape[1:]
+        w = self.weights.reshape(n, self.size * self.size)
+        mult, act = n // self.groups, self.activation
+        pool = threads.pool()
+        per = max(1, -(-n // (4 * pool.size)))  # 4 steps per thread: even when one starts late
+        for b in range(x.shape[0]):
+            y = out[b].reshape(n, out_h * out_w)
+
+            def by_channels(i, slot):
+                f0, f1 = i * per, min(n, (i + 1) * per)
+                kernels.depthwise(x[b], w, mult, self.size, self.stride_y, self.stride_x,
+                                  self.padding, self.dilation, f0, f1, out[b])  # fmt: skip
+                kernels.bias_activate(y[f0:f1], self.biases[f0:f1], act, 0, out_h * out_w)
+
+            pool.run(by_channels, -(-n // per))
         return out
 
     def _forward_winograd(self, x, out, ws, tile):

@@ -179,6 +179,42 @@ def test_convolution_matches_direct_twin(tmp_path, c, h, w, filters, size, strid
     assert np.abs(got[0] - want).max() <= 1e-5 * max(np.abs(want).max(), 1.0)
 
 
+@pytest.mark.parametrize("threads_n", [1, 2])
+@pytest.mark.parametrize(
+    "c,mult,h,w,size,stride,padding,dilation",
+    [(8, 1, 13, 17, 3, 1, 1, 1), (8, 1, 13, 17, 3, 2, 1, 1), (6, 2, 12, 9, 5, 1, 2, 1),
+     (5, 1, 11, 14, 5, 2, 2, 1), (4, 3, 9, 9, 3, 3, 0, 1), (7, 1, 10, 12, 3, 1, 2, 2),
+     (3, 1, 5, 4, 7, 1, 3, 1), (16, 1, 2, 3, 3, 1, 1, 1), (4, 2, 6, 7, 1, 1, 0, 1)],
+)  # fmt: skip
+def test_depthwise_matches_a_direct_twin_per_group(tmp_path, threads_n, c, mult, h, w, size,
+                                                   stride, padding, dilation):  # fmt: skip
+    """groups = channels (MobileNet/EfficientNet): kernels.depthwise against each group's own
+    direct convolution, for the unrolled 3x3 and 5x5 paths and the tap-by-tap one."""
+    cfg = tmp_path / "dw.cfg"
+    cfg.write_text(f"[net]\nwidth={w}\nheight={h}\nchannels={c}\n\n[convolutional]\n"
+                   f"batch_normalize=1\nfilters={c * mult}\ngroups={c}\nsize={size}\n"
+                   f"stride={stride}\ndilation={dilation}\nactivation=linear\n"
+                   + ("pad=1\n" if dilation > 1 else f"padding={padding}\n"))  # fmt: skip
+    net = pydarknet.Network(cfg)
+    net.save_random_weights(tmp_path / "dw.weights")
+    layer = net.layers[0]
+    assert layer.depthwise
+    x = rand((2, c, h, w), seed=size * 10 + stride)
+    before = threads.num_threads()
+    threads.set_num_threads(threads_n)
+    try:
+        (got,) = net.forward(x)
+    finally:
+        threads.set_num_threads(before)
+    kernel = layer.weights.reshape(c * mult, 1, size, size)
+    for b in range(2):
+        want = np.concatenate([reference.conv2d(x[b, j : j + 1], kernel[j * mult : (j + 1) * mult],
+                                                layer.biases[j * mult : (j + 1) * mult], stride,
+                                                layer.padding, dilation) for j in range(c)])  # fmt: skip
+        assert got[b].shape == want.shape
+        assert np.abs(got[b] - want).max() <= 1e-5 * max(np.abs(want).max(), 1.0)
+
+
 def test_winograd_agrees_with_im2col(tmp_path, monkeypatch):
     net = _conv_net(tmp_path, 64, 26, 27, 96, 3, 1, 1)
     assert net.layers[0].winograd
