@@ -31,6 +31,9 @@ MIN_TILES = 96
 # at ~70; from 256 filters the two splits are even.
 SPLIT_FILTERS_FROM = 256
 STEP_COLUMNS = 1024  # the fewest output columns per step of such a split
+# Fewer multiply-adds than this (a squeeze-and-excitation 1x1 on a 1x1 map): one step, on the
+# calling thread; handing out parts took 4x the work's own time (0.11 vs 0.03 ms).
+SMALL_MACS = 1 << 16
 
 
 _MAKING_U = threading.Lock()
@@ -491,7 +494,8 @@ class Convolutional(Layer):
                     )  # fmt: skip
                 kernels.bias_activate(y, self.biases, act, lo, hi)
 
-            if steps >= pool.size or g > 1 or n < 32 * pool.size:
+            small = n < 32 * pool.size or n * k * out_h * out_w < SMALL_MACS
+            if steps >= pool.size or g > 1 or small:
                 pool.run(by_rows, steps)
                 continue
             # small maps (the 13x13 and 26x26 heads): one im2col, then split the filters
