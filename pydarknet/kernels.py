@@ -1055,13 +1055,35 @@ def blur(x, size, stride_y, stride_x, pad, out):
 
 @njit(cache=True, parallel=True)
 def avgpool_global(x, out):
-    """x (c, h*w) -> out (c,): a sequential float sum, then / (h*w) (avgpool_layer.c)."""
+    """x (c, h*w) -> out (c,): a sequential float sum, then / (h*w) (avgpool_layer.c).
+
+    Each channel's sum is one chain of dependent adds (darknet's order, kept exactly), so 8
+    channels run side by side: 8 independent chains instead of one at a time (~5x faster)."""
     c, hw = x.shape
-    for k in prange(c):
-        acc = _F(0.0)
-        for i in range(hw):
-            acc += x[k, i]
-        out[k] = acc / _F(hw)
+    for g in prange((c + 7) // 8):
+        k0 = 8 * g
+        if k0 + 8 <= c:
+            r0, r1, r2, r3 = x[k0], x[k0 + 1], x[k0 + 2], x[k0 + 3]
+            r4, r5, r6, r7 = x[k0 + 4], x[k0 + 5], x[k0 + 6], x[k0 + 7]
+            a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = _F(0.0)
+            for i in range(hw):
+                a0 += r0[i]
+                a1 += r1[i]
+                a2 += r2[i]
+                a3 += r3[i]
+                a4 += r4[i]
+                a5 += r5[i]
+                a6 += r6[i]
+                a7 += r7[i]
+            n = _F(hw)
+            out[k0], out[k0 + 1], out[k0 + 2], out[k0 + 3] = a0 / n, a1 / n, a2 / n, a3 / n
+            out[k0 + 4], out[k0 + 5], out[k0 + 6], out[k0 + 7] = a4 / n, a5 / n, a6 / n, a7 / n
+        else:
+            for k in range(k0, c):
+                acc = _F(0.0)
+                for i in range(hw):
+                    acc += x[k, i]
+                out[k] = acc / _F(hw)
 
 
 @njit(cache=True, parallel=True)

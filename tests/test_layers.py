@@ -61,7 +61,8 @@ def test_blur_kernel(size, stride, pad, h, w):
     np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("shape", [(1, 1, 1), (4, 3, 5), (2, 7, 7)])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (4, 3, 5), (2, 7, 7), (8, 3, 5), (19, 6, 7),
+                                   (16, 1, 1)])  # blocks of 8 channels and what is left
 def test_avgpool_kernel(shape):
     x = rand(*shape)
     out = np.empty(shape[0], _F)
