@@ -63,7 +63,11 @@ def opencv_forward(cfg: str | Path, weights: str | Path, threads: int):
     import cv2
 
     cv2.setNumThreads(threads)
-    net = cv2.dnn.readNetFromDarknet(str(cfg), str(weights))
+    try:
+        net = cv2.dnn.readNetFromDarknet(str(cfg), str(weights))
+    except cv2.error as e:  # a layer or option its importer lacks: reorg3d, implicit_*, ...
+        said = str(e).strip().rsplit("error: ", 1)[-1].split(" in function ")[0]
+        raise DarknetError(f"OpenCV {cv2.__version__} cannot read {cfg}: {said}") from None
     names = net.getUnconnectedOutLayersNames()
 
     def run(x: np.ndarray):

@@ -511,6 +511,22 @@ def test_bench_command_prints_median_and_layers(capsys):
     assert "pydarknet  median" in out and "GFLOP/s" in out and " 23 yolo" in out
 
 
+def test_bench_vs_opencv_goes_on_alone_when_opencv_cannot_read_the_cfg(tmp_path, capsys):
+    """[reorg3d] is a layer OpenCV's Darknet importer lacks: pydarknet is timed, OpenCV's part
+    is skipped with one line that says why (or that OpenCV 4.x is not there)."""
+    from pydarknet.cli import main
+
+    cfg = tmp_path / "reorg3d.cfg"
+    cfg.write_text("[net]\nwidth=16\nheight=16\nchannels=3\n\n[convolutional]\nfilters=4\n"
+                   "size=3\npad=1\nactivation=leaky\n\n[reorg3d]\nstride=2\n")  # fmt: skip
+    code = main(["bench", str(cfg), "--repeat", "2", "--threads", "1", "--vs", "opencv"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "pydarknet  median" in captured.out and "opencv     median" not in captured.out
+    assert "OpenCV comparison skipped:" in captured.err
+    assert "reorg3d" in captured.err or "OpenCV" in captured.err.split("skipped:")[1]
+
+
 # -- image input -------------------------------------------------------------------------------
 @pytest.mark.parametrize("h,w,out_h,out_w", [(9, 14, 5, 6), (5, 6, 9, 14), (1, 1, 3, 4),
                                              (6, 1, 2, 3), (4, 7, 4, 7), (8, 3, 1, 1),
