@@ -429,7 +429,7 @@ def _detect_video(args, det, spec: str) -> int:
         # a file: one frame per thread as for images (+10% frames/s for yolov3-tiny); a camera
         # or a URL is live, where a frame waiting for the next one's arrival adds latency
         live = spec.isdigit() or not Path(spec).is_file()
-        frames = src.frame_count if src.frame_count > 0 else 2  # some files do not say
+        frames = max(src.frame_count or 0, 2)  # several, where the file does not say (0, -1)
         batch = args.batch or (1 if live else _image_batch(args, frames, det))
         for fr in video.detect_frames(det, src, batch=batch):
             if writer is not None:
