@@ -406,15 +406,18 @@ class Convolutional(Layer):
         yolov3-tiny, yolov4-tiny and yolov4-csp.
 
         At stride 2, F(2x2) makes 6.25 products per output where im2col makes 9, but its GEMMs
-        are c deep instead of 9c, and U is 25/9 of the weights. It pays from 16 channels on
-        maps of >= 64 2x2 tiles: yolov4-csp's stride-2 layers 97 -> 83 ms and yolov4's (608)
-        137 -> 125 ms on 2 threads; 49 tiles (26x26 -> 13x13) are even with im2col at 32-512
-        channels, and 8 channels are slower."""
+        are c deep instead of 9c, and U is 25/9 of the weights. It pays from 64 channels on
+        maps of >= 64 2x2 tiles, and from 16 channels on >= 2500 tiles: yolov4-csp's stride-2
+        layers 97 -> 83 ms and yolov4's (608) 137 -> 125 ms on 2 threads; 49 tiles (26x26 ->
+        13x13) are even with im2col at 32-512 channels, 8 channels are slower, and so are 32
+        channels on 1024 tiles (yolov7-tiny at 256: 1.78 vs 1.54 ms) but not on 2704 (yolov4-tiny
+        at 416: 3.45 vs 3.56 ms)."""
         if not (self.winograd and self.use_winograd):
             return 0
         c = self.c
         if self.stride_x == 2:
-            return 2 if c >= 16 and -(-out[1] // 2) * -(-out[2] // 2) >= 64 else 0
+            tiles = -(-out[1] // 2) * -(-out[2] // 2)
+            return 2 if c >= 16 and tiles >= 64 and (c >= 64 or tiles >= 2500) else 0
         if c >= 16 and -(-out[1] // 4) * -(-out[2] // 4) >= 36:
             return 4
         if c >= 64:

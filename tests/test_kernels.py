@@ -230,7 +230,7 @@ def test_network_without_winograd_matches(tmp_path):
     """Network.winograd = False: im2col on every 3x3 layer (stride 1 and 2), no transformed
     weights made, the same outputs within float rounding."""
     cfg = tmp_path / "two.cfg"
-    cfg.write_text("[net]\nwidth=40\nheight=40\nchannels=16\n\n[convolutional]\nfilters=24\n"
+    cfg.write_text("[net]\nwidth=40\nheight=40\nchannels=16\n\n[convolutional]\nfilters=64\n"
                    "size=3\nstride=1\npad=1\nactivation=leaky\n\n[convolutional]\nfilters=8\n"
                    "size=3\nstride=2\npad=1\nactivation=mish\n")  # fmt: skip
     weights = pydarknet.Network(cfg).save_random_weights(tmp_path / "two.weights")
@@ -356,6 +356,9 @@ def test_winograd_tile_choice():
     conv.c, conv.stride_x, conv.stride_y = 64, 2, 2
     assert conv.winograd_tile((64, 104, 104)) == 2  # stride 2: F(2x2) from two phases
     assert conv.winograd_tile((64, 13, 13)) == 0  # 49 tiles: im2col
+    conv.c = 32
+    assert conv.winograd_tile((64, 104, 104)) == 2  # 2704 tiles: shallow GEMMs, many columns
+    assert conv.winograd_tile((64, 64, 64)) == 0  # 1024 tiles: im2col
     conv.c = 8
     assert conv.winograd_tile((64, 104, 104)) == 0  # too few channels
     conv.c, conv.stride_y = 64, 1
