@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 # Activation codes (darknet activations.h ACTIVATION enum order is irrelevant; these are ours).
 LINEAR, LEAKY, RELU, LOGISTIC, MISH, SWISH, RELU6, ELU, SELU, GELU, HARD_MISH = range(11)
@@ -997,15 +997,15 @@ def nms_class(e, p, t, diou, exponent):
 # one float32 accumulator each, so results match the C loops bit for bit where C is sequential.
 
 
-@njit(cache=True, parallel=True)
-def normalize_channels(y, mode):
-    """Cross-channel activation of a (c, hw) map in place, per pixel (activations.c).
+@njit(cache=True, nogil=True)
+def normalize_channels(y, mode, i0, i1):
+    """Cross-channel activation of pixels i0..i1 of a (c, hw) map in place (activations.c).
 
     mode 0: normalize_channels (positive parts over their sum), 1: normalize_channels_softmax
     (max taken as 0), 2: normalize_channels_softmax_maxval. eps .0001 starts every sum.
     """
-    c, hw = y.shape
-    for i in prange(hw):
+    c = y.shape[0]
+    for i in range(i0, i1):
         s = _F(0.0001)
         if mode == 0:
             for k in range(c):
@@ -1027,7 +1027,7 @@ def normalize_channels(y, mode):
                 y[k, i] = np.exp(y[k, i] - mx) / s
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def blur(x, size, stride_y, stride_x, pad, out):
     """Antialiasing blur: darknet's fixed depthwise conv, [1 2 1]x[1 2 1]/16 or 2x2 of 1/4.
 
@@ -1036,7 +1036,7 @@ def blur(x, size, stride_y, stride_x, pad, out):
     """
     c, h, w = x.shape
     _, out_h, out_w = out.shape
-    for k in prange(c):
+    for k in range(c):
         for oy in range(out_h):
             for ox in range(out_w):
                 acc = _F(0.0)
@@ -1053,14 +1053,14 @@ def blur(x, size, stride_y, stride_x, pad, out):
                 out[k, oy, ox] = acc
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def avgpool_global(x, out):
     """x (c, h*w) -> out (c,): a sequential float sum, then / (h*w) (avgpool_layer.c).
 
     Each channel's sum is one chain of dependent adds (darknet's order, kept exactly), so 8
     channels run side by side: 8 independent chains instead of one at a time (~5x faster)."""
     c, hw = x.shape
-    for g in prange((c + 7) // 8):
+    for g in range((c + 7) // 8):
         k0 = 8 * g
         if k0 + 8 <= c:
             r0, r1, r2, r3 = x[k0], x[k0 + 1], x[k0 + 2], x[k0 + 3]
@@ -1086,7 +1086,7 @@ def avgpool_global(x, out):
                 out[k] = acc / _F(hw)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def local_avgpool(x, size, stride_y, stride_x, pad, out):
     """x (c, h, w) -> out (c, out_h, out_w): mean of the taps inside the image, origin -pad//2.
 
@@ -1095,7 +1095,7 @@ def local_avgpool(x, size, stride_y, stride_x, pad, out):
     c, h, w = x.shape
     _, out_h, out_w = out.shape
     off = -(pad // 2)
-    for k in prange(c):
+    for k in range(c):
         for oy in range(out_h):
             for ox in range(out_w):
                 acc = _F(0.0)
@@ -1131,13 +1131,13 @@ def softmax_groups(x, temp, out):
             out[g, i] = out[g, i] / total
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def downsample_sum(x, stride, scale, out):
     """Negative-stride [upsample]: out[k, j//s, i//s] += scale * x[k, j, i] (blas.c upsample_cpu
     with forward=0), rows then columns, over the out_h*s x out_w*s top-left part of x."""
     c = x.shape[0]
     _, out_h, out_w = out.shape
-    for k in prange(c):
+    for k in range(c):
         for oy in range(out_h):
             for ox in range(out_w):
                 out[k, oy, ox] = _F(0.0)

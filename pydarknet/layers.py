@@ -58,6 +58,16 @@ def _tile_rows_per_step(th: int, tw: int, per_row: int, slots: int) -> int:
     return -(-th // steps)  # steps of even size: 19 rows in 4 steps are 5 5 5 4, not 6 6 6 1
 
 
+def in_steps(total: int, run) -> None:
+    """run(lo, hi) over ranges of 0..total (channels, or pixels) on the pool's threads: four
+    steps per thread, so that one started late still gets a share. For the zoo's plain kernels
+    (depthwise, avgpool, blur, ...): single-threaded and released from the GIL, as in a batch
+    whose images run one per thread."""
+    pool = threads.pool()
+    per = max(1, -(-total // (4 * pool.size)))
+    pool.run(lambda i, slot: run(i * per, min(total, (i + 1) * per)), -(-total // per))
+
+
 ACTIVATIONS = {
     "linear": kernels.LINEAR, "leaky": kernels.LEAKY, "relu": kernels.RELU,
     "logistic": kernels.LOGISTIC, "mish": kernels.MISH, "swish": kernels.SWISH,
@@ -526,18 +536,15 @@ class Convolutional(Layer):
         n, out_h, out_w = out.shape[1:]
         w = self.weights.reshape(n, self.size * self.size)
         mult, act = n // self.groups, self.activation
-        pool = threads.pool()
-        per = max(1, -(-n // (4 * pool.size)))  # 4 steps per thread: even when one starts late
         for b in range(x.shape[0]):
             y = out[b].reshape(n, out_h * out_w)
 
-            def by_channels(i, slot):
-                f0, f1 = i * per, min(n, (i + 1) * per)
+            def filters(f0, f1):
                 kernels.depthwise(x[b], w, mult, self.size, self.stride_y, self.stride_x,
                                   self.padding, self.dilation, f0, f1, out[b])  # fmt: skip
                 kernels.bias_activate(y[f0:f1], self.biases[f0:f1], act, 0, out_h * out_w)
 
-            pool.run(by_channels, -(-n // per))
+            in_steps(n, filters)
         return out
 
     def _forward_winograd(self, x, out, ws, tile):
@@ -864,7 +871,8 @@ class Upsample(Layer):
         else:
             # reverse upsample_cpu: each output sums scale*x over its stride x stride window
             for b in range(x.shape[0]):
-                kernels.downsample_sum(x[b], -self.stride, np.float32(self.scale), out[b])
+                in_steps(x.shape[1], lambda c0, c1: kernels.downsample_sum(
+                    x[b, c0:c1], -self.stride, np.float32(self.scale), out[b, c0:c1]))
         return out
 
 

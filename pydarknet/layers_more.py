@@ -20,6 +20,7 @@ from .layers import (
     Layer,
     MaxPool,
     Shape,
+    in_steps,
     _activation,
     _layer_index,
     _refuse,
@@ -59,7 +60,8 @@ def _blur_shape(c: int, h: int, w: int, aa: int, stride_x: int, stride_y: int) -
 def _blur(host: np.ndarray, out: np.ndarray, aa: int, stride_x: int, stride_y: int) -> None:
     size, pad = (2, 0) if aa == 2 else (3, 1)
     for b in range(host.shape[0]):
-        kernels.blur(host[b], size, stride_y, stride_x, pad, out[b])
+        in_steps(host.shape[1], lambda c0, c1: kernels.blur(host[b, c0:c1], size, stride_y,
+                                                            stride_x, pad, out[b, c0:c1]))
 
 
 # -- [convolutional] / [maxpool] options that add a step after the plain layer -----------------
@@ -99,7 +101,9 @@ class ConvolutionalPost(Convolutional):
         Convolutional.forward(self, x, outputs, host, ws)
         if self.norm_mode >= 0:
             for b in range(host.shape[0]):
-                kernels.normalize_channels(host[b].reshape(host.shape[1], -1), self.norm_mode)
+                y = host[b].reshape(host.shape[1], -1)
+                in_steps(y.shape[1], lambda i0, i1: kernels.normalize_channels(
+                    y, self.norm_mode, i0, i1))  # pixels: each one's sum runs across channels
         if self.antialiasing:
             _blur(host, out, self.antialiasing, self.blur_stride_x, self.blur_stride_y)
         return out
@@ -168,7 +172,8 @@ class AvgPool(Layer):
     def forward(self, x, outputs, out, ws):
         n, c = x.shape[:2]
         for b in range(n):
-            kernels.avgpool_global(x[b].reshape(c, -1), out[b].reshape(c))
+            src, dst = x[b].reshape(c, -1), out[b].reshape(c)
+            in_steps(c, lambda c0, c1: kernels.avgpool_global(src[c0:c1], dst[c0:c1]))
         return out
 
 
@@ -198,8 +203,9 @@ class LocalAvgPool(MaxPool):
 
     def forward(self, x, outputs, out, ws):
         for b in range(x.shape[0]):
-            kernels.local_avgpool(x[b], self.size, self.stride_y, self.stride_x, self.padding,
-                                  out[b])  # fmt: skip
+            in_steps(x.shape[1], lambda c0, c1: kernels.local_avgpool(
+                x[b, c0:c1], self.size, self.stride_y, self.stride_x, self.padding,
+                out[b, c0:c1]))
         return out
 
 

@@ -12,8 +12,7 @@ from . import postprocess, threads
 from .cfg import Section, read_cfg
 from .errors import CfgError, DarknetError
 from .layers import (
-    HEADS, LAYERS, TRAINING_KEYS, Convolutional, Ctx, Dropout, Layer, MaxPool, Region, Reorg,
-    Route, Shape, Shortcut, Upsample, Yolo,
+    HEADS, LAYERS, TRAINING_KEYS, Convolutional, Ctx, Layer, Region, Route, Shape, Yolo,
 )  # fmt: skip
 from .weights import Header, WeightsReader, write_weights
 
@@ -27,12 +26,6 @@ NET_IGNORED = frozenset(
     resize_step random_size max_chart_loss show_receptive_field max_epochs momentum_scale
     ema_alpha use_cuda_graph inputs""".split()
 )
-
-
-# Layer types that run a batch one image per thread (Network._images_apart): exact types, as
-# layers_more.py's subclasses may call Numba's parallel kernels.
-_IMAGES_APART = frozenset({Convolutional, MaxPool, Route, Shortcut, Upsample, Reorg, Yolo, Region,
-                           Dropout})  # fmt: skip
 
 
 class Network:
@@ -361,7 +354,7 @@ class Network:
         threads.wait_numba_setup()
         pool = threads.pool()
         with threads.blas_single(), threads.remembering_kernels(self.kernel_key(*x.shape[2:])):
-            if profile is None and x.shape[0] > 1 and pool.size > 1 and self._images_apart():
+            if profile is None and x.shape[0] > 1 and pool.size > 1:
                 return self._forward_images(x, pool)
             buffers, ws = self._buffers(x.shape[0], *x.shape[2:])
             return self._run(x, buffers, ws, profile)
@@ -384,12 +377,6 @@ class Network:
             outputs.append(y)
             x = y
         return [outputs[i] for i in self.output_layers]
-
-    def _images_apart(self) -> bool:
-        """Whether a batch may run one image per thread: only layers whose kernels are all
-        single-threaded (a Numba parallel kernel launched from two threads at once is not
-        safe on every threading layer)."""
-        return all(type(layer) in _IMAGES_APART for layer, on in zip(self.layers, self.active) if on)
 
     def _forward_images(self, x: np.ndarray, pool) -> list[np.ndarray]:
         """A batch as single images, one per pool thread at a time, each with its own arena and

@@ -444,22 +444,38 @@ def test_a_batch_runs_one_image_per_thread_in_its_own_arena(random_model, monkey
         np.testing.assert_array_equal(out, np.concatenate([a[k] for a in alone]))
 
 
-def test_a_batch_with_a_layer_that_may_run_parallel_kernels_stays_whole(tmp_path):
-    cfg = tmp_path / "avg.cfg"
+@pytest.mark.parametrize("zoo", ["[avgpool]\n", "[local_avgpool]\nsize=3\nstride=2\n",
+                                 "[upsample]\nstride=-2\n",
+                                 "[maxpool]\nsize=2\nstride=2\nantialiasing=1\n",
+                                 "[convolutional]\nfilters=8\nsize=1\n"
+                                 "activation=normalize_channels_softmax\n"])  # fmt: skip
+def test_a_batch_through_the_zoos_kernels_runs_one_image_per_thread(tmp_path, zoo):
+    """The zoo's kernels are plain single-threaded ones split over the pool (no Numba parallel
+    kernel is left): a batch runs one image per thread through them, with the numbers of one
+    image on one thread, and a single image on 2 threads gets the same bits."""
+    cfg = tmp_path / "zoo.cfg"
     cfg.write_text("[net]\nwidth=32\nheight=32\nchannels=3\n\n[convolutional]\nfilters=8\n"
-                   "size=3\nstride=1\npad=1\nactivation=leaky\n\n[avgpool]\n")  # fmt: skip
+                   "size=3\nstride=1\npad=1\nactivation=leaky\n\n" + zoo)  # fmt: skip
     net = pydarknet.Network(cfg)
-    net.save_random_weights(tmp_path / "avg.weights", 1)
-    assert not net._images_apart()  # avgpool's kernel is a Numba parallel one
+    net.save_random_weights(tmp_path / "zoo.weights", 1)
     x = np.random.default_rng(2).random((2, 3, 32, 32), dtype=_F)
+    apart = []
+    real = type(net)._forward_images
     before = threads.num_threads()
     try:
         threads.set_num_threads(2)
+        type(net)._forward_images = lambda self, x, pool: apart.append(len(x)) or real(self, x, pool)
         (both,) = net.forward(x)
+        type(net)._forward_images = real
+        split = [net.forward(x[b : b + 1])[0].copy() for b in range(2)]
+        threads.set_num_threads(1)
         alone = [net.forward(x[b : b + 1])[0].copy() for b in range(2)]
     finally:
+        type(net)._forward_images = real
         threads.set_num_threads(before)
+    assert apart == [2]
     np.testing.assert_array_equal(both, np.concatenate(alone))
+    np.testing.assert_array_equal(np.concatenate(split), np.concatenate(alone))
 
 
 # -- pruned heads ---------------------------------------------------------------------------
