@@ -819,9 +819,9 @@ def winograd_s2_input(x, pad, ty0, ty1, tw, out):
                 else:
                     p = plane[r + (2 if i == 1 else (1 if i == 3 else 3))]
                 p0, p1, p2, p3 = p[0], p[1], p[2], p[3]
-                e = 5 * i
-                r0, r1, r2 = dst[e, k0 : k0 + tw], dst[e + 1, k0 : k0 + tw], dst[e + 2, k0 : k0 + tw]
-                r3, r4 = dst[e + 3, k0 : k0 + tw], dst[e + 4, k0 : k0 + tw]
+                e, k1 = 5 * i, k0 + tw
+                r0, r1, r2 = dst[e, k0:k1], dst[e + 1, k0:k1], dst[e + 2, k0:k1]
+                r3, r4 = dst[e + 3, k0:k1], dst[e + 4, k0:k1]
                 for t in range(tw):
                     r0[t], r1[t], r2[t] = p0[t] - p2[t], p2[t], p0[t + 1] - p2[t]
                     r3[t], r4[t] = p1[t], p3[t]
