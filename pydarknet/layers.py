@@ -58,13 +58,13 @@ def _tile_rows_per_step(th: int, tw: int, per_row: int, slots: int) -> int:
     return -(-th // steps)  # steps of even size: 19 rows in 4 steps are 5 5 5 4, not 6 6 6 1
 
 
-def in_steps(total: int, run) -> None:
-    """run(lo, hi) over ranges of 0..total (channels, or pixels) on the pool's threads: four
-    steps per thread, so that one started late still gets a share. For the zoo's plain kernels
-    (depthwise, avgpool, blur, ...): single-threaded and released from the GIL, as in a batch
-    whose images run one per thread."""
+def in_steps(total: int, run, per_thread: int = 4) -> None:
+    """run(lo, hi) over ranges of 0..total (channels, kernels or pixels) on the pool's threads,
+    `per_thread` steps per thread: with several, one started late still gets a share. The
+    kernels run single-threaded and released from the GIL, as in a batch whose images run one
+    per thread."""
     pool = threads.pool()
-    per = max(1, -(-total // (4 * pool.size)))
+    per = max(1, -(-total // (per_thread * pool.size)))
     pool.run(lambda i, slot: run(i * per, min(total, (i + 1) * per)), -(-total // per))
 
 
@@ -451,13 +451,8 @@ class Convolutional(Layer):
             g = self.weights.reshape(-1, 9)
             side = self._winograd_kernels(tile)[0]
             u = np.empty((side * side, g.shape[0]), np.float32)
-            pool = threads.pool()
-            step = -(-g.shape[0] // pool.size)  # kernels per thread: a cold start's first forward
-
-            def part(i, slot):
-                kernels.winograd_weights(g, u, side, i * step, min(g.shape[0], (i + 1) * step))
-
-            pool.run(part, -(-g.shape[0] // step))
+            # one step per thread: on a cold start's first forward
+            in_steps(g.shape[0], lambda k0, k1: kernels.winograd_weights(g, u, side, k0, k1), 1)
             made[tile] = u.reshape(-1, self.filters, self.c)
             if self._weights_at is not None:
                 self._weights = None  # weights once: U replaces them; read again if asked for
@@ -582,13 +577,7 @@ class Convolutional(Layer):
             # small maps: the whole map's input transform split by channels, then the filters
             t = th * tw
             v = ws[: a * c * t].reshape(c, a, t)
-            cstep = -(-c // pool.size)
-
-            def by_channels(i, slot):
-                c0, c1 = i * cstep, min(c, (i + 1) * cstep)
-                transform_input(x[b, c0:c1], pad, 0, th, tw, v[c0:c1])
-
-            pool.run(by_channels, -(-c // cstep))
+            in_steps(c, lambda c0, c1: transform_input(x[b, c0:c1], pad, 0, th, tw, v[c0:c1]), 1)
             parts = 2 * pool.size if n >= 64 * pool.size else pool.size
             fstep = -(-n // parts)
 
@@ -663,17 +652,10 @@ class MaxPool(Layer):
         return (c, out_h, out_w)
 
     def forward(self, x, outputs, out, ws):
-        pool = threads.pool()
-        c = x.shape[1]
-        step = -(-c // (2 * pool.size))  # channels per pool step
         for b in range(x.shape[0]):
-
-            def part(i, slot):
-                ch = slice(i * step, (i + 1) * step)
-                kernels.maxpool(x[b, ch], self.size, self.stride_y, self.stride_x, self.padding,
-                                out[b, ch])  # fmt: skip
-
-            pool.run(part, -(-c // step))
+            in_steps(x.shape[1], lambda c0, c1: kernels.maxpool(
+                x[b, c0:c1], self.size, self.stride_y, self.stride_x, self.padding,
+                out[b, c0:c1]), 2)  # fmt: skip
         return out
 
 
