@@ -715,7 +715,7 @@ class Local(Layer):
 
     def load(self, arrays: dict[str, np.ndarray]) -> None:
         loc = self.built[0] * self.built[1]
-        self.weights = arrays["weights"].astype(_F).reshape(loc, self.filters, -1)
+        self.weights = arrays["weights"].astype(_F, copy=False).reshape(loc, self.filters, -1)
         self.biases = arrays["biases"].astype(_F).reshape(self.filters, loc)
 
     def forward(self, x, outputs, out, ws):
