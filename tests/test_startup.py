@@ -8,6 +8,7 @@ import io
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -296,3 +297,60 @@ def test_preload_without_the_context_refresh_gives_the_same_outputs(tmp_path, ex
     assert first.files == second.files and len(first.files) == 2
     for k in first.files:
         np.testing.assert_array_equal(first[k], second[k])
+
+
+def test_the_runtime_is_compiled_once_then_linked_from_the_cache(tmp_path):
+    """Numba's runtime (NRT): the first process compiles it and saves its object code, the next
+    one links that file without compiling it, and a damaged file is compiled and saved again;
+    the outputs are the same each time."""
+    from numba.core.registry import cpu_target
+
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY)
+    pydarknet.Network(cfg).save_random_weights(tmp_path / "tiny.weights")
+    saved, _ = threads._runtime_path(cpu_target.target_context.codegen())
+    saved.unlink(missing_ok=True)
+
+    def run() -> str:
+        proc = subprocess.run([sys.executable, "-c", _PRELOAD_CHILD, str(cfg),
+                               str(tmp_path / "tiny.weights")],
+                              capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.split("\n")[1]  # the output's sum
+
+    first = run()
+    if not threads._numba_checked():  # a Numba not checked: rtsys.initialize as it is
+        assert not saved.exists()
+        return
+    written = saved.stat().st_mtime_ns
+    assert run() == first
+    assert saved.stat().st_mtime_ns == written  # linked from the file, not compiled again
+    saved.write_bytes(saved.read_bytes()[:100])  # truncated
+    assert run() == first
+    assert len(saved.read_bytes()) > 100  # compiled and saved again
+
+
+_COLD_CHILD = """
+import os, time
+import numpy as np
+from pydarknet import kernels, threads
+print(threads.cache_is_cold())
+kernels.upsample(np.zeros((1, 2, 2), np.float32), 2, 1.0, np.zeros((1, 4, 4), np.float32))
+print(threads.cache_is_cold())
+later = time.time() + 60
+os.utime(kernels.__file__, (later, later))  # what a reinstall of the same source does
+print(threads.cache_is_cold())
+"""
+
+
+def test_cache_is_cold_until_a_kernel_is_saved_and_a_reinstall_keeps_it_warm(tmp_path):
+    """The first-run notice's test: Numba's cache keys on kernels.py's text, not its mtime."""
+    import shutil
+
+    shutil.copytree(Path(pydarknet.__file__).parent, tmp_path / "pydarknet",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", _COLD_CHILD], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "False", "False"]
