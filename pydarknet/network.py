@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -12,11 +13,24 @@ from . import postprocess, threads
 from .cfg import Section, read_cfg
 from .errors import CfgError, DarknetError
 from .layers import (
-    HEADS, LAYERS, TRAINING_KEYS, Convolutional, Ctx, Layer, Region, Route, Shape, Yolo,
+    HEADS, LAYERS, TRAINING_KEYS, Convolutional, Ctx, Layer, MaxPool, Region, Route, Shape,
+    Upsample, Yolo,
 )  # fmt: skip
 from .weights import Header, WeightsReader, write_weights
 
 # [net] keys that only matter for training or for darknet's own data loading.
+# A convolution, maxpool or upsample whose single-threaded time is estimated under ALONE_SECONDS
+# runs on the calling thread alone. Splitting it costs a wake-up of the other thread and GIL
+# hand-offs between the steps' kernels, each a futex wake-up (~30-80 us on a VM), more than the
+# split saves: on 2 threads, 2 steps of 100 us took 297 us where one thread took 202. Estimated
+# time: darknet's flops at CONV_FLOPS_PER_SECOND for a convolution (not depthwise), compares or
+# copied values at OTHER_WORK_PER_SECOND (one core, measured per layer). 2 threads, in one run:
+# yolov7-tiny at 128 19.0 -> 14.9 ms and at 256 26.5 -> 25.5; yolov4-tiny, yolov3-tiny, enet and
+# efficientnet the same. At 400 us efficientnet_b0 was 6% slower (its 28x28 1x1s split well).
+ALONE_SECONDS = 200e-6
+CONV_FLOPS_PER_SECOND = 80e9
+OTHER_WORK_PER_SECOND = 4e9
+
 NET_IGNORED = frozenset(
     """batch subdivisions momentum decay angle saturation exposure hue learning_rate burn_in
     max_batches policy steps scales step gamma power mosaic mixup cutmix blur gaussian_noise
@@ -309,19 +323,42 @@ class Network:
             None if not active[i] or layers[i].PASSTHROUGH else (roots[i][0], roots[i][1])
             for i in range(count)
         ]
-        ws = max([layers[i].workspace(prevs[i], shapes[i]) for i in range(count) if active[i]])
+        alone = [active[i] and self._runs_alone(layers[i], prevs[i], shapes[i], n)
+                 for i in range(count)]  # fmt: skip
+        ws = 0
+        for i in range(count):
+            if active[i]:
+                with threads.serial() if alone[i] else contextlib.nullcontext():
+                    ws = max(ws, layers[i].workspace(prevs[i], shapes[i]))
         self.arena_floats = arena.size
-        return slots, views, sorted(fresh), shapes, np.empty(max(ws, 1), np.float32), arena.size
+        return (slots, views, sorted(fresh), shapes, np.empty(max(ws, 1), np.float32), arena.size,
+                alone)  # fmt: skip
+
+    @staticmethod
+    def _runs_alone(layer, prev, out, n: int) -> bool:
+        """Whether a layer is too small to split over the pool: its steps would wait on handing
+        out more than they save (see ALONE_SECONDS)."""
+        if threads.pool().size == 1:
+            return False
+        flops = n * layer.flops(prev, out)
+        if isinstance(layer, Convolutional):  # GEMMs; depthwise ones run far below that rate
+            return layer.groups == 1 and flops < ALONE_SECONDS * CONV_FLOPS_PER_SECOND
+        if isinstance(layer, (MaxPool, Upsample)):
+            work = max(flops, n * float(np.prod(out)))  # compares or copies per output value
+            return work < ALONE_SECONDS * OTHER_WORK_PER_SECOND
+        return False  # not measured: the activations, blurs and poolings of the zoo split well
 
     def bytes_per_image(self, height: int, width: int) -> int:
         """The activation arena plus convolution workspace one image's forward needs at height x
         width on one thread: what each thread adds when a batch runs one image per thread."""
         with threads.serial():
-            *_, ws, arena = self._plan(1, height, width, copy=0)
+            *_, ws, arena, _ = self._plan(1, height, width, copy=0)
         return 4 * (arena + ws.size)
 
-    def _buffers(self, n: int, height: int, width: int, copy: int = 0) -> tuple[list, np.ndarray]:
-        slots, views, fresh, shapes, ws, _ = self._plan(n, height, width, copy)
+    def _buffers(self, n: int, height: int, width: int,
+                 copy: int = 0) -> tuple[list, np.ndarray, list[bool]]:  # fmt: skip
+        """Each layer's output buffer, the workspace, and which layers run alone."""
+        slots, views, fresh, shapes, ws, _, alone = self._plan(n, height, width, copy)
         views = dict(views)
         for r in fresh:  # returned to the caller: new memory on every call
             views[r] = np.empty((n, *shapes[r]), np.float32)
@@ -332,7 +369,7 @@ class Network:
             else:
                 r, offset = slot
                 buffers.append(views[r][:, offset : offset + shapes[i][0]])
-        return buffers, ws
+        return buffers, ws, alone
 
     def forward(self, x: np.ndarray, profile: list | None = None) -> list[np.ndarray]:
         """x: float32 (N, 3, H, W) RGB in [0, 1] -> the raw (N, C, h, w) map fed into each head.
@@ -356,11 +393,12 @@ class Network:
         with threads.blas_single(), threads.remembering_kernels(self.kernel_key(*x.shape[2:])):
             if profile is None and x.shape[0] > 1 and pool.size > 1:
                 return self._forward_images(x, pool)
-            buffers, ws = self._buffers(x.shape[0], *x.shape[2:])
-            return self._run(x, buffers, ws, profile)
+            buffers, ws, alone = self._buffers(x.shape[0], *x.shape[2:])
+            return self._run(x, buffers, ws, alone, profile)
 
-    def _run(self, x, buffers, ws, profile=None) -> list[np.ndarray]:
-        """The layers in order on x, each writing its planned buffer."""
+    def _run(self, x, buffers, ws, alone, profile=None) -> list[np.ndarray]:
+        """The layers in order on x, each writing its planned buffer; those `alone` marks on
+        the calling thread only."""
         outputs: list[np.ndarray | None] = []
         clock = time.perf_counter
         for i, (layer, out) in enumerate(zip(self.layers, buffers)):
@@ -368,7 +406,11 @@ class Network:
                 outputs.append(None)
                 continue
             t0 = clock() if profile is not None else 0.0
-            y = layer.forward(x, outputs, out, ws)
+            if alone[i]:
+                with threads.serial():
+                    y = layer.forward(x, outputs, out, ws)
+            else:
+                y = layer.forward(x, outputs, out, ws)
             if out is not None and y is not out:
                 np.copyto(out, y)  # the plan's readers look in out
                 y = out
@@ -387,8 +429,8 @@ class Network:
 
         def one(b: int, slot: int) -> None:
             with threads.serial():
-                buffers, ws = self._buffers(1, *x.shape[2:], copy=slot)
-                results[b] = self._run(x[b : b + 1], buffers, ws)  # outputs: fresh arrays
+                buffers, ws, alone = self._buffers(1, *x.shape[2:], copy=slot)
+                results[b] = self._run(x[b : b + 1], buffers, ws, alone)  # outputs: fresh arrays
 
         pool.run(one, x.shape[0])
         return [np.concatenate([r[k] for r in results]) for k in range(len(self.output_layers))]

@@ -399,7 +399,7 @@ def test_forward_returns_fresh_arrays(random_model):
 def test_liveness_lets_buffers_share_only_when_lifetimes_do_not_overlap(random_model):
     net, _ = random_model(CFG / "yolov4-tiny.cfg", seed=3)
     net.forward(np.zeros((1, 3, 96, 96), _F))
-    slots, views, fresh, shapes, _, _ = net._plan(1, 96, 96)
+    slots, views, fresh, shapes, *_ = net._plan(1, 96, 96)
     last_use = {}
     for j in range(len(net.layers)):
         for i in net._needs(j):
@@ -416,6 +416,42 @@ def test_liveness_lets_buffers_share_only_when_lifetimes_do_not_overlap(random_m
         if p1 < p2 + n2 and p2 < p1 + n1:  # same memory: lifetimes must be disjoint
             (a1, b1), (a2, b2) = live[r1], live[r2]
             assert b1 < a2 or b2 < a1, (r1, r2, live[r1], live[r2])
+
+
+def test_small_layers_run_on_the_calling_thread_alone(random_model, monkeypatch):
+    """On 2 threads, a layer under ALONE_SECONDS of estimated work sees a pool of one (the
+    calling thread) and the others the shared pool; the outputs agree with every layer split
+    (to float rounding: the GEMMs are cut differently)."""
+    from pydarknet import network
+
+    net, _ = random_model(CFG / "yolov4-tiny.cfg", seed=3)
+    x = np.random.default_rng(0).random((1, 3, 320, 320), dtype=_F)
+    seen = {}
+    for i, layer in enumerate(net.layers):
+        def forward(*a, i=i, real=layer.forward):
+            seen[i] = threads.pool().size
+            return real(*a)
+
+        monkeypatch.setattr(layer, "forward", forward)
+    before = threads.num_threads()
+    try:
+        threads.set_num_threads(2)
+        shapes = net.infer_shapes(320, 320)
+        prevs = [(3, 320, 320)] + shapes[:-1]
+        expected = {i: 1 if net._runs_alone(layer, prevs[i], shapes[i], 1) else 2
+                    for i, layer in enumerate(net.layers)}  # fmt: skip
+        mixed = net.forward(x)
+        assert seen == expected and set(seen.values()) == {1, 2}
+        assert seen[0] == 2 and seen[32] == 1  # 320x320 -> 160x160 x32; 10x10 256 -> 128
+        monkeypatch.setattr(network, "ALONE_SECONDS", 0.0)
+        net._plans.clear()
+        split = net.forward(x)
+        assert set(seen.values()) == {2}
+    finally:
+        threads.set_num_threads(before)
+        net._plans.clear()
+    for a, b in zip(mixed, split):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(np.abs(b).max()))
 
 
 # -- a batch, one image per thread -----------------------------------------------------------
