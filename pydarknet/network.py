@@ -389,6 +389,7 @@ class Network:
         # the set-up's kernels are loaded and LLVM's pages released before the activations
         # and transformed weights are allocated: peak RSS is the larger of the two, not the sum
         threads.wait_numba_setup()
+        threads.release_library_pages()
         pool = threads.pool()
         with threads.blas_single(), threads.remembering_kernels(self.kernel_key(*x.shape[2:])):
             if profile is None and x.shape[0] > 1 and pool.size > 1:

@@ -188,6 +188,22 @@ def test_release_clean_pages_drops_only_clean_read_only_mappings(tmp_path):
         cow.close()
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"),
+                    reason="/proc/self/smaps: Linux only (the release is a no-op elsewhere)")
+def test_every_file_means_files_only_never_the_heap_stack_or_vdso():
+    """release_library_pages releases "" (every mapped file): never a pseudo-mapping."""
+    with open("/proc/self/smaps") as f:
+        smaps = f.read().splitlines()
+    kinds = {}  # start address -> path of each mapping that has one
+    for line in smaps:
+        fields = line.split()
+        if len(fields) >= 6 and not fields[0].endswith(":"):
+            kinds[int(fields[0].split("-")[0], 16)] = fields[5]
+    found = {start for start, *_ in threads._file_mappings(smaps, "")}
+    assert any(path.startswith("[") for path in kinds.values())  # [heap], [stack], [vdso]...
+    assert found == {start for start, path in kinds.items() if path.startswith("/")}
+
+
 # Every kernel a detector's forward calls from Python, parallel ones aside: im2col (stride 2,
 # three channels), F(4x4) and F(2x2) Winograd, both maxpool paths, upsample, route, shortcut
 # with an activation, yolo.
