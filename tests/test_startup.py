@@ -154,7 +154,7 @@ def test_a_preload_list_forgets_kernels_that_are_gone():
 
 def _mapping(name: str):
     with open("/proc/self/smaps") as f:
-        (found,) = threads._file_mappings(f.read().splitlines(), name)
+        (found,) = threads._file_mappings(f.read(), name)
     return found  # (start, end, perms, rss bytes, anonymous bytes)
 
 
@@ -190,18 +190,26 @@ def test_release_clean_pages_drops_only_clean_read_only_mappings(tmp_path):
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/smaps"),
                     reason="/proc/self/smaps: Linux only (the release is a no-op elsewhere)")
-def test_every_file_means_files_only_never_the_heap_stack_or_vdso():
-    """release_library_pages releases "" (every mapped file): never a pseudo-mapping."""
+def test_file_mappings_match_a_line_by_line_parse_and_skip_pseudo_mappings():
+    """_file_mappings reads only the matching mappings' lines; a plain parse of every line
+    agrees. "" (every mapped file, what release_library_pages releases) never yields a
+    pseudo-mapping."""
     with open("/proc/self/smaps") as f:
-        smaps = f.read().splitlines()
-    kinds = {}  # start address -> path of each mapping that has one
-    for line in smaps:
+        smaps = f.read()
+    twin, current = [], None
+    for line in smaps.splitlines():
         fields = line.split()
-        if len(fields) >= 6 and not fields[0].endswith(":"):
-            kinds[int(fields[0].split("-")[0], 16)] = fields[5]
-    found = {start for start, *_ in threads._file_mappings(smaps, "")}
-    assert any(path.startswith("[") for path in kinds.values())  # [heap], [stack], [vdso]...
-    assert found == {start for start, path in kinds.items() if path.startswith("/")}
+        if fields and not fields[0].endswith(":"):  # a header: range perms offset dev inode path
+            start, end = (int(a, 16) for a in fields[0].split("-"))
+            current = [start, end, fields[1], None, None, fields[5] if len(fields) >= 6 else ""]
+            twin.append(current)
+        elif fields and fields[0] in ("Rss:", "Anonymous:"):
+            current[3 if fields[0] == "Rss:" else 4] = int(fields[1]) * 1024
+    assert any(m[5].startswith("[") for m in twin)  # [heap], [stack], [vdso]...
+    for name in ("", "libc", "_multiarray_umath"):
+        expected = [tuple(m[:5]) for m in twin
+                    if m[5].startswith("/") and os.path.basename(m[5]).startswith(name)]  # fmt: skip
+        assert expected and list(threads._file_mappings(smaps, name)) == expected
 
 
 # Every kernel a detector's forward calls from Python, parallel ones aside: im2col (stride 2,
