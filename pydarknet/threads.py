@@ -80,7 +80,7 @@ def start_numba_setup(model: str | None = None) -> None:
     before the weights are read and the image is decoded, the two overlap where the main thread
     releases the GIL (file reads, NumPy, OpenCV). Network.forward waits for it, so the
     activations and transformed weights are allocated after LLVM's pages are released. LLVM's
-    pages are also dropped as the thread starts (those Numba's import touched) and after the
+    pages are also dropped before the thread starts (those Numba's import touched) and after the
     runtime's set-up (preload_kernels), so that fewer of them sit beside the weights as they
     are read: a cold yolov4-tiny detect peaked at 185 MB, 150-158 MB so.
     """
@@ -95,7 +95,6 @@ def start_numba_setup(model: str | None = None) -> None:
         return
 
     def setup():
-        release_clean_pages("libllvmlite")  # LLVM's start-up, run by Numba's import (~40 MB)
         for refresh in (False, True):  # without the context's refresh where allowed, else with
             if refresh:
                 with global_compiler_lock:
@@ -108,6 +107,9 @@ def start_numba_setup(model: str | None = None) -> None:
             except Exception:
                 pass
 
+    # LLVM's start-up, run by Numba's import (~40 MB): dropped here, on the caller, which
+    # then only reads the weights and the image while the set-up thread is the longer path
+    release_clean_pages("libllvmlite")
     # not a daemon: an early exit waits for it rather than stopping it inside an import
     _numba_setup = threading.Thread(target=setup, name="pydarknet-numba-setup")
     _numba_setup.start()
