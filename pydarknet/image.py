@@ -134,7 +134,7 @@ def prepare(image_bgr_u8: np.ndarray, net_w: int, net_h: int, letterbox: bool) -
     """BGR uint8 image -> network input float32 (3, net_h, net_w) (detector.c test_detector):
     letterbox_image(to_planar_rgb(im)) or resize_image(to_planar_rgb(im)) bit for bit, in one
     compiled pass (kernels.resize_bgr; 3x faster, no float copy of the whole image)."""
-    from . import kernels, threads
+    from . import threads
 
     if image_bgr_u8.ndim != 3 or image_bgr_u8.shape[2] != 3 or image_bgr_u8.dtype != np.uint8:
         raise ValueError(f"expected a BGR uint8 (h, w, 3) image, got {image_bgr_u8.dtype} "
@@ -147,13 +147,22 @@ def prepare(image_bgr_u8: np.ndarray, net_w: int, net_h: int, letterbox: bool) -
     threads.wait_numba_setup()
     if not letterbox:
         out = np.empty((3, net_h, net_w), _F)
-        kernels.resize_bgr(im, out)
+        resize_bgr(im, out)
         return out
     new_w, new_h = letterbox_size(im.shape[1], im.shape[0], net_w, net_h)
     boxed = np.full((3, net_h, net_w), 0.5, _F)
     dx, dy = (net_w - new_w) // 2, (net_h - new_h) // 2
-    kernels.resize_bgr(im, boxed[:, dy : dy + new_h, dx : dx + new_w])
+    resize_bgr(im, boxed[:, dy : dy + new_h, dx : dx + new_w])
     return boxed
+
+
+def resize_bgr(im: np.ndarray, out: np.ndarray) -> None:
+    """kernels.resize_bgr of a BGR uint8 (H, W, 3) image into out (3, h, w), with its scratch."""
+    from . import kernels
+
+    ih, h, w = im.shape[0], out.shape[1], out.shape[2]
+    kernels.resize_bgr(im, out, np.empty(w, np.int64), np.empty(w, _F), np.empty(h, np.int64),
+                       np.empty(h, _F), np.empty(ih, np.bool_), np.empty((3, ih, w), _F))  # fmt: skip
 
 
 # -- drawing -----------------------------------------------------------------------------------

@@ -93,6 +93,13 @@ def _activate(x, code):
 # polynomial runs ~30% faster, within 1e-6 relative of the unfused result.
 _BLOCK = 1024
 _CONTRACT = {"contract"}
+# Floats of the scratch bias_activate and activate take: _exp_split's p, then 2**k, whose int32
+# exponent bits are the same memory seen as int32 (layers.act_scratch makes the pair).
+ACT_SCRATCH = 2 * _BLOCK
+# The kernels that run on a cold one-image detect (im2col, bias_activate, maxpool, resize_bgr,
+# nms_class, upsample) allocate nothing and reshape nothing: the caller passes every buffer. A
+# kernel that calls np.empty, .reshape or .view links code of numba.np.arrayobj, whose import
+# (~26 ms, a twentieth of a cold start) loading it from the cache would cost.
 
 
 @njit(cache=True, error_model="numpy", fastmath=_CONTRACT)
@@ -163,15 +170,14 @@ def _act_segment(seg, b, code, p, bits, scale):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def bias_activate(y, bias, code, lo, hi):
+def bias_activate(y, bias, code, lo, hi, scratch, bits):
     """y[c, lo:hi] = act(y[c, lo:hi] + bias[c]) in place; y is (n, out_h*out_w).
 
     convolutional_layer.c: add_bias then activate_array, over one column range of the GEMM
-    output so the caller can run it while that range is still in cache.
+    output so the caller can run it while that range is still in cache. scratch: float32
+    (ACT_SCRATCH,) whose second half is `bits` (int32) seen as float32.
     """
-    p = np.empty(_BLOCK, np.float32)
-    bits = np.empty(_BLOCK, np.int32)
-    scale = bits.view(np.float32)
+    p, scale = scratch[:_BLOCK], scratch[_BLOCK:]
     for c in range(y.shape[0]):
         row = y[c]
         for s in range(lo, hi, _BLOCK):
@@ -179,11 +185,10 @@ def bias_activate(y, bias, code, lo, hi):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def activate(y, code):
-    """y = act(y) in place over a (rows, cols) array (blas.c activate_array)."""
-    p = np.empty(_BLOCK, np.float32)
-    bits = np.empty(_BLOCK, np.int32)
-    scale = bits.view(np.float32)
+def activate(y, code, scratch, bits):
+    """y = act(y) in place over a (rows, cols) array (blas.c activate_array); scratch and bits
+    as for bias_activate."""
+    p, scale = scratch[:_BLOCK], scratch[_BLOCK:]
     rows, cols = y.shape
     for r in range(rows):
         row = y[r]
@@ -192,15 +197,14 @@ def activate(y, code):
 
 
 @njit(cache=True, nogil=True)
-def im2col_rows(x, size, stride_y, stride_x, pad, dilation, oy0, oy1, out_w, out):
-    """Output rows oy0..oy1 of the im2col matrix: x (c, h, w) -> out (c*size*size,
+def im2col_rows(flat, h, w, size, stride_y, stride_x, pad, dilation, oy0, oy1, out_w, out):
+    """Output rows oy0..oy1 of the im2col matrix: the image flat (c, h*w) -> out (c*size*size,
     (oy1-oy0)*out_w); zero outside the image (im2col.c im2col_cpu_ext).
 
     Each (channel, ky, kx) row is built from contiguous runs of an input row: zeros left of
     the image, a shifted (stride 1) or strided copy, zeros right of it.
     """
-    c, h, w = x.shape
-    flat = x.reshape(c, h * w)
+    c = flat.shape[0]
     for row in range(c * size * size):
         ch = row // (size * size)
         ky = (row // size) % size
@@ -222,7 +226,7 @@ def im2col_rows(x, size, stride_y, stride_x, pad, dilation, oy0, oy1, out_w, out
                 continue
             for j in range(lo):
                 dst[j] = 0.0
-            src = x[ch, iy, lo * stride_x + off :]
+            src = flat[ch, iy * w + lo * stride_x + off :]
             mid = dst[lo:hi]
             if stride_x == 1:
                 for j in range(hi - lo):
@@ -269,9 +273,10 @@ def _im2col_same_row(src, dst, h, w, dy, dx, oy0, oy1):
 
 
 @njit(cache=True, nogil=True)
-def im2col(x, size, stride_y, stride_x, pad, dilation, out_h, out_w, out):
-    """x (c, h, w) -> out (c*size*size, out_h*out_w); zero outside the image (im2col.c)."""
-    im2col_rows(x, size, stride_y, stride_x, pad, dilation, 0, out_h, out_w, out)
+def im2col(flat, h, w, size, stride_y, stride_x, pad, dilation, out_h, out_w, out):
+    """The image flat (c, h*w) -> out (c*size*size, out_h*out_w); zero outside the image
+    (im2col.c)."""
+    im2col_rows(flat, h, w, size, stride_y, stride_x, pad, dilation, 0, out_h, out_w, out)
 
 
 @njit(cache=True, inline="always")
@@ -356,8 +361,9 @@ def depthwise(x, w, mult, size, stride_y, stride_x, pad, dilation, f0, f1, out):
 
 
 @njit(cache=True, nogil=True)
-def maxpool(x, size, stride_y, stride_x, pad, out):
-    """x (c, h, w) -> out (c, out_h, out_w); window origin -pad//2, outside taps never win.
+def maxpool(x, size, stride_y, stride_x, pad, out, rows):
+    """x (c, h, w) -> out (c, out_h, out_w); window origin -pad//2, outside taps never win;
+    rows: float32 scratch of w values.
 
     darknet forward_maxpool_layer starts from -FLT_MAX, skips taps outside the image and keeps
     `val > max` (so NaN never wins); `pad` is the total padding. The max is separable: for each
@@ -371,7 +377,7 @@ def maxpool(x, size, stride_y, stride_x, pad, out):
         _maxpool_2x2(x, out)  # the tiny models' pools: 4 taps, no separable pass needed
         return
     lowest = _F(-3.4028234663852886e38)
-    rows = np.empty(w, np.float32)  # max over the window's rows, per input column
+    # rows[j]: the max over the window's rows of input column j
     for k in range(c):
         for oy in range(out_h):
             for j in range(w):
@@ -859,19 +865,19 @@ def winograd_s2_output(m, ty0, ty1, tw, f0, f1, out):
 
 # --- image input ---
 @njit(cache=True, nogil=True, error_model="numpy")
-def resize_bgr(img, out):
+def resize_bgr(img, out, ix, dx, iy, dy, need, part):
     """BGR uint8 (H, W, 3) -> RGB float32 out (3, h, w), x / 255.0f, resized as darknet does:
     image_opencv.cpp mat_to_image, then image.c resize_image (first along x into a part image,
     then along y; scale (in-1)/(out-1); the last column copies the last input column and the
     last row has no second term). Every step float32 in the C code's order, so the result is
     bit for bit image.resize_image(image.to_planar_rgb(img)) (tested against the C loops'
     port), with no float copy of the whole image: only the part rows the y pass reads are made,
-    from the pixels their taps read. `out` may be a view into a letterbox canvas.
+    from the pixels their taps read. `out` may be a view into a letterbox canvas. Scratch
+    (image.resize_bgr makes it): ix int64 and dx float32 of w values, iy int64 and dy float32
+    of h, need bool of H, part float32 (3, H, w).
     """
     ih, iw = img.shape[0], img.shape[1]
     h, w = out.shape[1], out.shape[2]
-    ix = np.empty(w, np.int64)
-    dx = np.empty(w, np.float32)
     w_scale = _F(iw - 1) / _F(w - 1) if w > 1 else _F(0.0)
     for c in range(w):
         if c == w - 1 or iw == 1:
@@ -881,9 +887,8 @@ def resize_bgr(img, out):
             ix[c] = int(sx)
             dx[c] = sx - _F(ix[c])
     h_scale = _F(ih - 1) / _F(h - 1) if h > 1 else _F(0.0)
-    iy = np.empty(h, np.int64)
-    dy = np.empty(h, np.float32)
-    need = np.zeros(ih, np.bool_)
+    for q in range(ih):
+        need[q] = False
     for r in range(h):
         sy = _F(r) * h_scale
         iy[r] = int(sy)
@@ -891,7 +896,6 @@ def resize_bgr(img, out):
         need[iy[r]] = True
         if r < h - 1 and ih > 1:
             need[iy[r] + 1] = True
-    part = np.empty((3, ih, w), np.float32)
     scale = _F(255.0)
     for q in range(ih):
         if not need[q]:
@@ -957,7 +961,7 @@ def _diou_over(e, a, b, iou, t, exponent):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def nms_class(e, p, t, diou, exponent):
+def nms_class(e, p, t, diou, exponent, s):
     """Greedy suppression within one class, candidates in sorted order (box.c do_nms_sort and
     diounms_sort's inner loops): p (m,) their probs, zeroed in place where a box still kept
     earlier in the order overlaps by more than t; e (7, m) their edges left, right, top,
@@ -967,11 +971,11 @@ def nms_class(e, p, t, diou, exponent):
     For each kept box, the IoU with every later box in one branch-free (vectorized) loop, then
     DIoU only where the IoU is over t: its penalty is >= 0 (or NaN), so below that it cannot
     suppress. float32 in box.c's order of operations: the same zeros as the Darknet port in
-    tests/reference.py (tested).
+    tests/reference.py (tested). s: float32 scratch of m values (the IoUs of box a with the
+    boxes after it).
     """
     m = p.shape[0]
     zero = _F(0.0)
-    s = np.empty(m, np.float32)  # IoUs of box a with the boxes after it
     for a in range(m - 1):
         if p[a] == 0:  # suppressed: suppresses nothing
             continue

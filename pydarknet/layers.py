@@ -41,6 +41,18 @@ SMALL_MACS = 1 << 16
 
 
 _MAKING_U = threading.Lock()
+_scratch = threading.local()
+
+
+def act_scratch() -> tuple[np.ndarray, np.ndarray]:
+    """This thread's scratch for kernels.bias_activate and kernels.activate: float32
+    (ACT_SCRATCH,) and its second half seen as int32, made once per thread (the kernels
+    allocate nothing, see kernels.ACT_SCRATCH)."""
+    pair = getattr(_scratch, "act", None)
+    if pair is None:
+        f = np.empty(kernels.ACT_SCRATCH, np.float32)
+        pair = _scratch.act = (f, f[kernels.ACT_SCRATCH // 2 :].view(np.int32))
+    return pair
 
 
 def _rows_per_step(total: int, per_row: int, slots: int) -> int:
@@ -496,7 +508,7 @@ class Convolutional(Layer):
                     cols = ws[slot * per_slot : slot * per_slot + g * k * (hi - lo)]
                     cols = cols.reshape(g * k, hi - lo)
                     kernels.im2col_rows(
-                        x[b], size, self.stride_y, self.stride_x, self.padding,
+                        src, h, w, size, self.stride_y, self.stride_x, self.padding,
                         self.dilation, oy0, oy1, out_w, cols,
                     )  # fmt: skip
                 for j in range(g):
@@ -504,7 +516,7 @@ class Convolutional(Layer):
                         self.weights[j], cols[j * k : (j + 1) * k],
                         out=y[j * (n // g) : (j + 1) * (n // g), lo:hi],
                     )  # fmt: skip
-                kernels.bias_activate(y, self.biases, act, lo, hi)
+                kernels.bias_activate(y, self.biases, act, lo, hi, *act_scratch())
 
             small = n < 32 * pool.size or n * k * out_h * out_w < SMALL_MACS
             if steps >= pool.size or g > 1 or small:
@@ -516,8 +528,8 @@ class Convolutional(Layer):
             else:
                 cols = ws[: k * out_h * out_w].reshape(k, out_h * out_w)
                 kernels.im2col_rows(
-                    x[b], size, self.stride_y, self.stride_x, self.padding, self.dilation,
-                    0, out_h, out_w, cols,
+                    src, h, w, size, self.stride_y, self.stride_x, self.padding,
+                    self.dilation, 0, out_h, out_w, cols,
                 )  # fmt: skip
             parts = 2 * pool.size if n >= 64 * pool.size else pool.size
             fstep = -(-n // parts)
@@ -525,7 +537,8 @@ class Convolutional(Layer):
             def by_filters(i, slot):
                 f0, f1 = i * fstep, min(n, (i + 1) * fstep)
                 np.matmul(self.weights[0, f0:f1], cols, out=y[f0:f1])
-                kernels.bias_activate(y[f0:f1], self.biases[f0:f1], act, 0, out_h * out_w)
+                kernels.bias_activate(y[f0:f1], self.biases[f0:f1], act, 0, out_h * out_w,
+                                      *act_scratch())
 
             pool.run(by_filters, -(-n // fstep))
         return out
@@ -541,7 +554,8 @@ class Convolutional(Layer):
             def filters(f0, f1):
                 kernels.depthwise(x[b], w, mult, self.size, self.stride_y, self.stride_x,
                                   self.padding, self.dilation, f0, f1, out[b])  # fmt: skip
-                kernels.bias_activate(y[f0:f1], self.biases[f0:f1], act, 0, out_h * out_w)
+                kernels.bias_activate(y[f0:f1], self.biases[f0:f1], act, 0, out_h * out_w,
+                                      *act_scratch())
 
             in_steps(n, filters)
         return out
@@ -573,7 +587,7 @@ class Convolutional(Layer):
                 np.matmul(u, v.transpose(1, 0, 2), out=m.transpose(1, 0, 2))
                 transform_output(m, ty0, ty1, tw, 0, n, out[b])
                 kernels.bias_activate(y, self.biases, act, tile * ty0 * out_w,
-                                      min(out_h, tile * ty1) * out_w)  # fmt: skip
+                                      min(out_h, tile * ty1) * out_w, *act_scratch())  # fmt: skip
 
             if steps >= pool.size or n < 32 * pool.size:
                 pool.run(by_rows, steps)
@@ -591,7 +605,8 @@ class Convolutional(Layer):
                 m = ws[start : start + a * (f1 - f0) * t].reshape(f1 - f0, a, t)
                 np.matmul(u[:, f0:f1], v.transpose(1, 0, 2), out=m.transpose(1, 0, 2))
                 transform_output(m, 0, th, tw, f0, f1, out[b])
-                kernels.bias_activate(y[f0:f1], self.biases[f0:f1], act, 0, out_h * out_w)
+                kernels.bias_activate(y[f0:f1], self.biases[f0:f1], act, 0, out_h * out_w,
+                                      *act_scratch())
 
             pool.run(by_filters, -(-n // fstep))
         return out
@@ -659,7 +674,7 @@ class MaxPool(Layer):
         for b in range(x.shape[0]):
             in_steps(x.shape[1], lambda c0, c1: kernels.maxpool(
                 x[b, c0:c1], self.size, self.stride_y, self.stride_x, self.padding,
-                out[b, c0:c1]), 2)  # fmt: skip
+                out[b, c0:c1], np.empty(x.shape[3], np.float32)), 2)  # fmt: skip
         return out
 
 
@@ -805,7 +820,8 @@ class Shortcut(Layer):
             else:
                 out[:, :m] += src[:, :m] * w[k].reshape(1, -1, 1, 1)[:, :m]
         if self.activation != kernels.LINEAR:
-            kernels.activate(out.reshape(-1, out.shape[2] * out.shape[3]), self.activation)
+            kernels.activate(out.reshape(-1, out.shape[2] * out.shape[3]), self.activation,
+                             *act_scratch())  # fmt: skip
         return out
 
     @staticmethod

@@ -20,6 +20,7 @@ from .layers import (
     Layer,
     MaxPool,
     Shape,
+    act_scratch,
     in_steps,
     _activation,
     _layer_index,
@@ -48,7 +49,7 @@ def _plain_activation(s: Section, default: str) -> int:
 
 def _activate_inplace(out: np.ndarray, code: int) -> None:
     if code != kernels.LINEAR:
-        kernels.activate(out.reshape(out.shape[0] * out.shape[1], -1), code)
+        kernels.activate(out.reshape(out.shape[0] * out.shape[1], -1), code, *act_scratch())
 
 
 def _blur_shape(c: int, h: int, w: int, aa: int, stride_x: int, stride_y: int) -> Shape:
@@ -723,7 +724,9 @@ class Local(Layer):
         k = self.c * self.size * self.size
         cols = np.empty((k, oh * ow), _F)
         for b in range(x.shape[0]):
-            kernels.im2col(x[b], self.size, self.stride, self.stride, self.pad, 1, oh, ow, cols)
+            h, w = x.shape[2:]
+            kernels.im2col(x[b].reshape(self.c, h * w), h, w, self.size, self.stride, self.stride,
+                           self.pad, 1, oh, ow, cols)  # fmt: skip
             y = np.einsum("lnk,kl->nl", self.weights, cols).astype(_F)  # (filters, locations)
             out[b] = (self.biases + y).reshape(self.filters, oh, ow)
         _activate_inplace(out, self.activation)

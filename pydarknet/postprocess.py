@@ -359,7 +359,8 @@ def nms(
             continue
         p = probs[cand, k]  # (m,) this class's probs in sorted order
         e = np.ascontiguousarray(edges[:, cand])  # (7, m)
-        kernels.nms_class(e, p, t, crit != "iou", exponent)  # O(m^2) pairs, compiled
+        kernels.nms_class(e, p, t, crit != "iou", exponent,
+                          np.empty(p.shape[0], np.float32))  # O(m^2) pairs, compiled
         probs[cand, k] = p
     return order
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import pydarknet
-from pydarknet import kernels, threads
-from pydarknet.layers import ACTIVATIONS
+from pydarknet import image, kernels, threads
+from pydarknet.layers import ACTIVATIONS, act_scratch
 
 from . import reference
 from .conftest import CFG
@@ -49,12 +49,13 @@ def test_im2col_matches_twin(c, h, w, size, stride, pad, dil):
     oh, ow = (h + 2 * pad - span) // stride + 1, (w + 2 * pad - span) // stride + 1
     want = reference.im2col(x, size, stride, stride, pad, dil, oh, ow)
     out = np.full(want.shape, np.nan, _F)
-    kernels.im2col(x, size, stride, stride, pad, dil, oh, ow, out)
+    kernels.im2col(x.reshape(c, h * w), h, w, size, stride, stride, pad, dil, oh, ow, out)
     assert out.dtype == np.float32
     np.testing.assert_array_equal(out, want)
     for oy0, oy1 in ((0, 1), (oh - 1, oh), (oh // 2, oh)):  # row ranges, as conv steps use
         part = np.full((want.shape[0], (oy1 - oy0) * ow), np.nan, _F)
-        kernels.im2col_rows(x, size, stride, stride, pad, dil, oy0, oy1, ow, part)
+        kernels.im2col_rows(x.reshape(c, h * w), h, w, size, stride, stride, pad, dil, oy0, oy1,
+                            ow, part)  # fmt: skip
         np.testing.assert_array_equal(part, want[:, oy0 * ow : oy1 * ow])
 
 
@@ -62,7 +63,7 @@ def test_im2col_stride_x_differs_from_stride_y():
     x = rand((2, 7, 6))
     want = reference.im2col(x, 3, 2, 1, 1, 1, 4, 6)
     out = np.empty_like(want)
-    kernels.im2col(x, 3, 2, 1, 1, 1, 4, 6, out)
+    kernels.im2col(x.reshape(2, 42), 7, 6, 3, 2, 1, 1, 1, 4, 6, out)
     np.testing.assert_array_equal(out, want)
 
 
@@ -83,7 +84,7 @@ def test_maxpool_matches_twin(h, w, size, stride, pad):
     x[2] = -np.inf  # all -inf: darknet's -FLT_MAX start value stays
     want = reference.maxpool(x, size, stride, stride, pad)
     out = np.empty_like(want)
-    kernels.maxpool(x, size, stride, stride, pad, out)
+    kernels.maxpool(x, size, stride, stride, pad, out, np.full(w, np.nan, _F))
     assert out.dtype == np.float32
     np.testing.assert_array_equal(out, want)
 
@@ -107,7 +108,7 @@ def test_vectorized_exp_activations_are_within_2e6(name):
     # The kernels compute exp with a polynomial (Cephes expf) so the loop vectorizes; darknet's
     # expf is also within an ulp or two of exact. 2e-6 relative + 1e-30 absolute covers both.
     y = SWEEP.reshape(1, -1).copy()
-    kernels.activate(y, ACTIVATIONS[name])
+    kernels.activate(y, ACTIVATIONS[name], *act_scratch())
     want = reference.activation64(SWEEP, name)
     assert y.dtype == np.float32 and np.isfinite(y).all()
     np.testing.assert_allclose(y[0], want, rtol=2e-6, atol=1e-30)
@@ -119,10 +120,10 @@ def test_bias_activate_touches_only_its_columns(name, lo, hi):
     y = rand((3, 2500)) * 4
     bias = _F([0.5, -1.0, 0.0])
     got = y.copy()
-    kernels.bias_activate(got, bias, ACTIVATIONS[name], lo, hi)
+    kernels.bias_activate(got, bias, ACTIVATIONS[name], lo, hi, *act_scratch())
     want = y.copy()
     part = want[:, lo:hi] + bias[:, None]
-    kernels.activate(part, ACTIVATIONS[name])  # the activation itself: see test_layers.py
+    kernels.activate(part, ACTIVATIONS[name], *act_scratch())  # the activation itself: see test_layers.py
     want[:, lo:hi] = part
     np.testing.assert_array_equal(got, want)
 
@@ -131,7 +132,7 @@ def test_leaky_and_linear_bias_activate_are_exact():
     y = rand((4, 1000))
     bias = rand(4, seed=1)
     got = y.copy()
-    kernels.bias_activate(got, bias, kernels.LEAKY, 0, 1000)
+    kernels.bias_activate(got, bias, kernels.LEAKY, 0, 1000, *act_scratch())
     t = y + bias[:, None]
     np.testing.assert_array_equal(got, np.where(t > 0, t, _F(0.1) * t))
 
@@ -589,7 +590,7 @@ def test_bench_vs_opencv_goes_on_alone_when_opencv_cannot_read_the_cfg(tmp_path,
 def test_resize_bgr_matches_the_c_loops(h, w, out_h, out_w):
     bgr = np.random.default_rng(h + 10 * w).integers(0, 256, (h, w, 3), dtype=np.uint8)
     out = np.empty((3, out_h, out_w), _F)
-    kernels.resize_bgr(bgr, out)
+    image.resize_bgr(bgr, out)  # the kernel with its scratch
     planar = (bgr[:, :, ::-1].transpose(2, 0, 1).astype(_F) / _F(255)).copy()
     np.testing.assert_array_equal(out, reference.resize_image(planar, out_w, out_h))
 

@@ -390,7 +390,7 @@ def test_activation_kernels_follow_activations_h(name):
     x = np.concatenate([np.linspace(-30, 30, 601, dtype=_F), rand(400) * 3,
                         _F([-4, 4, -2, 0, 1, -1, 20, -20, 2.5, -2.5])])  # fmt: skip
     y = x.reshape(1, -1).copy()
-    kernels.activate(y, pydarknet.layers.ACTIVATIONS[name])
+    kernels.activate(y, pydarknet.layers.ACTIVATIONS[name], *pydarknet.layers.act_scratch())
     # tanh/gelu/mish use libm calls whose last bit may differ between numba and Python. mish:
     # darknet's softplus is logf(expf(x) + 1), the kernel's log1p(exp(x)) is more accurate for
     # x < -15 (abs. difference < 1e-6 there)

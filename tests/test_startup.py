@@ -76,12 +76,14 @@ print(float(y.sum()))
 """
 
 
-def _two_processes(tmp_path, cfg_text: str, child: str) -> tuple[list[str], set[str]]:
+def _two_processes(tmp_path, cfg_text: str, child: str,
+                   winograd: bool = True) -> tuple[list[str], set[str]]:  # fmt: skip
     """Run `child` (argv: cfg, weights, output file) in two fresh processes in turn, the first
     with no preload record for the 64x64 model: (each one's stdout, the kernels saved)."""
     cfg = tmp_path / "model.cfg"
     cfg.write_text(cfg_text)
     net = pydarknet.Network(cfg)
+    net.winograd = winograd
     net.save_random_weights(tmp_path / "model.weights")
     record = threads._preload_path(net.kernel_key(64, 64))
     record.unlink(missing_ok=True)
@@ -210,6 +212,72 @@ def test_file_mappings_match_a_line_by_line_parse_and_skip_pseudo_mappings():
         expected = [tuple(m[:5]) for m in twin
                     if m[5].startswith("/") and os.path.basename(m[5]).startswith(name)]  # fmt: skip
         assert expected and list(threads._file_mappings(smaps, name)) == expected
+
+
+_NO_ARRAYOBJ_CFG = """[net]
+width=64
+height=64
+channels=3
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+filters=8
+size=3
+stride=1
+pad=1
+activation=mish
+
+[maxpool]
+size=3
+stride=1
+
+[upsample]
+stride=2
+
+[convolutional]
+filters=18
+size=1
+stride=1
+pad=1
+activation=logistic
+
+[yolo]
+mask=0,1
+anchors=10,14, 23,27, 37,58
+classes=4
+num=3
+"""
+
+_NO_ARRAYOBJ_CHILD = """
+import sys, numpy as np, pydarknet
+net = pydarknet.load(sys.argv[1], sys.argv[2], winograd=False)
+image = (np.random.default_rng(0).random((48, 80, 3)) * 255).astype(np.uint8)
+dets = net.detect(image, thresh=0.001, nms=0.45)
+print("numba.np.arrayobj" in sys.modules, len(dets))
+"""
+
+
+def test_a_warm_one_image_detect_never_imports_numba_np_arrayobj(tmp_path):
+    """The kernels of a one-image detect (im2col, bias + leaky/mish/logistic, both maxpool
+    paths, upsample, the resize, the NMS) allocate nothing, so loading them from the cache
+    does not import numba.np.arrayobj (~26 ms of a cold start). The first run compiles them,
+    which imports all of Numba."""
+    runs, saved = _two_processes(tmp_path, _NO_ARRAYOBJ_CFG, _NO_ARRAYOBJ_CHILD, winograd=False)
+    assert {"im2col_rows", "bias_activate", "maxpool", "upsample", "nms_class",
+            "resize_bgr"} <= saved  # fmt: skip
+    (first, n1), (second, n2) = (out.split() for out in runs)
+    assert first == "True" and second == "False" and n1 == n2 and int(n1) > 0
 
 
 # Every kernel a detector's forward calls from Python, parallel ones aside: im2col (stride 2,
