@@ -154,6 +154,16 @@ def test_a_preload_list_forgets_kernels_that_are_gone():
         threads._preload_path(model).unlink(missing_ok=True)
 
 
+def test_each_kernels_py_keeps_its_own_preload_list(monkeypatch):
+    """Two installs whose kernels differ, sharing one cache, must not overwrite each other's
+    list (each would find the other's signatures stale and never preload)."""
+    model = "some.cfg 416x416"
+    here = threads._preload_path(model)
+    assert threads._preload_path(model) == here and threads._preload_path("other") != here
+    monkeypatch.setattr(threads, "_kernels_stamp", lambda: "another kernels.py")
+    assert threads._preload_path(model) != here
+
+
 def _mapping(name: str):
     with open("/proc/self/smaps") as f:
         (found,) = threads._file_mappings(f.read(), name)
