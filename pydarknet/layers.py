@@ -392,11 +392,8 @@ class Convolutional(Layer):
         slots = threads.pool().size
         tile = self.winograd_tile(out)
         if tile:
-            th, tw = -(-out[1] // tile), -(-out[2] // tile)
-            side = self._winograd_kernels(tile)[0]
-            per_row = side * side * (prev[0] + out[0]) * tw  # transformed input, GEMM output
-            rows = _tile_rows_per_step(th, tw, per_row, slots)
-            return max(slots * per_row * rows, per_row * th)
+            rows, _, per_row, _ = self._winograd_steps(out, tile, slots)
+            return max(slots * per_row * rows, per_row * -(-out[1] // tile))
         if self.direct or self.depthwise:
             return 0
         # one im2col step per pool thread (>= the whole matrix when it is cut in fewer steps)
@@ -560,6 +557,24 @@ class Convolutional(Layer):
             in_steps(n, filters)
         return out
 
+    def _winograd_steps(self, out: Shape, tile: int, slots: int) -> tuple[int, int, int, bool]:
+        """(tile rows per step, steps, workspace floats per tile row, by rows) of a Winograd
+        forward on `slots` threads. Not by rows on small maps: the whole map's input transform
+        first, split by channels, then the filters split (two pool jobs instead of one)."""
+        th, tw = -(-out[1] // tile), -(-out[2] // tile)
+        side = self._winograd_kernels(tile)[0]
+        per_row = side * side * (self.c + out[0]) * tw  # transformed input, GEMM output
+        rows = _tile_rows_per_step(th, tw, per_row, slots)
+        steps = -(-th // rows)
+        return rows, steps, per_row, steps >= slots or out[0] < 32 * slots
+
+    def pool_jobs(self, out: Shape) -> int:
+        """How many jobs one image's forward hands the pool (network._runs_alone weighs them)."""
+        tile = self.winograd_tile(out)
+        if tile and not self._winograd_steps(out, tile, threads.pool().size)[3]:
+            return 2
+        return 1
+
     def _forward_winograd(self, x, out, ws, tile):
         """Winograd F(tile x tile, 3x3), tile rows (or, on small maps, filters) in steps over the
         pool: input transform, (tile+2)^2 GEMMs U[i] @ V[i], output transform, bias +
@@ -571,9 +586,7 @@ class Convolutional(Layer):
         a = side * side  # transformed values per tile
         u, pad, act = self.winograd_weights(tile), self.padding, self.activation
         pool = threads.pool()
-        per_row = a * (c + n) * tw
-        rows = _tile_rows_per_step(th, tw, per_row, pool.size)
-        steps = -(-th // rows)
+        rows, steps, per_row, by_rows_only = self._winograd_steps(out.shape[1:], tile, pool.size)
         for b in range(x.shape[0]):
             y = out[b].reshape(n, out_h * out_w)
 
@@ -589,7 +602,7 @@ class Convolutional(Layer):
                 kernels.bias_activate(y, self.biases, act, tile * ty0 * out_w,
                                       min(out_h, tile * ty1) * out_w, *act_scratch())  # fmt: skip
 
-            if steps >= pool.size or n < 32 * pool.size:
+            if by_rows_only:
                 pool.run(by_rows, steps)
                 continue
             # small maps: the whole map's input transform split by channels, then the filters

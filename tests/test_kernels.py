@@ -366,6 +366,28 @@ def test_winograd_tile_choice():
     assert conv.winograd_tile((64, 104, 104)) == 0  # strides 2 x 1: im2col
 
 
+def test_pool_jobs_count_the_small_map_winograd_transform():
+    """A Winograd layer on a small map hands the pool its input transform, then its filters:
+    network._runs_alone weighs both jobs."""
+    from pydarknet.layers import Convolutional
+
+    conv = Convolutional.__new__(Convolutional)
+    conv.size, conv.stride_x, conv.stride_y, conv.dilation, conv.groups = 3, 1, 1, 1, 1
+    conv.c, conv.filters, conv.use_winograd = 64, 64, True
+    before = threads.num_threads()
+    try:
+        threads.set_num_threads(2)
+        assert conv.pool_jobs((64, 16, 16)) == 2  # F(2x2), one step of tile rows
+        assert conv.pool_jobs((64, 104, 104)) == 1  # F(4x4) by tile rows
+        conv.c = 3
+        assert conv.pool_jobs((64, 16, 16)) == 1  # im2col
+        threads.set_num_threads(1)
+        conv.c = 64
+        assert conv.pool_jobs((64, 16, 16)) == 1  # one thread: by rows
+    finally:
+        threads.set_num_threads(before)
+
+
 # -- memory plan ------------------------------------------------------------------------------
 @pytest.mark.parametrize("name,h,w,n", [("yolov4-tiny", 160, 192, 1), ("yolov3-tiny", 96, 128, 1),
                                         ("yolov4-csp", 128, 96, 1), ("yolov4-tiny", 96, 96, 2),
