@@ -18,20 +18,20 @@ from .layers import (
 )  # fmt: skip
 from .weights import Header, WeightsReader, write_weights
 
-# [net] keys that only matter for training or for darknet's own data loading.
 # A convolution, maxpool or upsample whose single-threaded time is estimated under ALONE_SECONDS
 # runs on the calling thread alone. Splitting it costs a wake-up of the other thread and GIL
 # hand-offs between the steps' kernels, each a futex wake-up (~30-80 us on a VM), more than the
 # split saves: on 2 threads, 2 steps of 100 us took 297 us where one thread took 202. Estimated
 # time: darknet's flops at CONV_FLOPS_PER_SECOND for a convolution (not depthwise; the threshold
-# times its pool jobs: a small-map Winograd layer hands out two), compares or
-# copied values at OTHER_WORK_PER_SECOND (one core, measured per layer). 2 threads, in one run:
-# yolov7-tiny at 128 19.0 -> 14.9 ms and at 256 26.5 -> 25.5; yolov4-tiny, yolov3-tiny, enet and
-# efficientnet the same. At 400 us efficientnet_b0 was 6% slower (its 28x28 1x1s split well).
+# times its pool jobs: a small-map Winograd layer hands out two), compares or copied values at
+# OTHER_WORK_PER_SECOND (one core, measured per layer). 2 threads, in one run: yolov7-tiny at
+# 128 19.0 -> 14.9 ms and at 256 26.5 -> 25.5; yolov4-tiny, yolov3-tiny, enet and efficientnet
+# the same. At 400 us efficientnet_b0 was 6% slower (its 28x28 1x1s split well).
 ALONE_SECONDS = 200e-6
 CONV_FLOPS_PER_SECOND = 80e9
 OTHER_WORK_PER_SECOND = 4e9
 
+# [net] keys that only matter for training or for darknet's own data loading.
 NET_IGNORED = frozenset(
     """batch subdivisions momentum decay angle saturation exposure hue learning_rate burn_in
     max_batches policy steps scales step gamma power mosaic mixup cutmix blur gaussian_noise

@@ -83,7 +83,7 @@ def start_numba_setup(model: str | None = None) -> None:
     activations and transformed weights are allocated after LLVM's pages are released. LLVM's
     pages are also dropped before the thread starts (those Numba's import touched) and after the
     runtime's set-up (preload_kernels), so that fewer of them sit beside the weights as they
-    are read: a cold yolov4-tiny detect peaked at 185 MB, 150-158 MB so.
+    are read (a cold yolov4-tiny detect peaked at 185 MB without these drops).
     """
     global _numba_setup
     if _numba_setup is not None:
