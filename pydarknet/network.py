@@ -345,7 +345,7 @@ class Network:
         if isinstance(layer, Convolutional):  # GEMMs; depthwise ones run far below that rate
             jobs = layer.pool_jobs(out)  # each costs its hand-offs
             return layer.groups == 1 and flops < jobs * ALONE_SECONDS * CONV_FLOPS_PER_SECOND
-        if isinstance(layer, (MaxPool, Upsample)):
+        if type(layer) in (MaxPool, Upsample):  # not their zoo subclasses (blur, averages)
             work = max(flops, n * float(np.prod(out)))  # compares or copies per output value
             return work < ALONE_SECONDS * OTHER_WORK_PER_SECOND
         return False  # not measured: the activations, blurs and poolings of the zoo split well
