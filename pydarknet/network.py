@@ -23,8 +23,8 @@ from .weights import Header, WeightsReader, write_weights
 # hand-offs between the steps' kernels, each a futex wake-up (~30-80 us on a VM), more than the
 # split saves: on 2 threads, 2 steps of 100 us took 297 us where one thread took 202. Estimated
 # time: darknet's flops at CONV_FLOPS_PER_SECOND for a convolution (not depthwise; the threshold
-# times its pool jobs: a small-map Winograd layer hands out two), compares or copied values at
-# OTHER_WORK_PER_SECOND (one core, measured per layer). 2 threads, in one run: yolov7-tiny at
+# times its pool jobs: a small-map Winograd layer hands out two), the separable maxpool's
+# compares or upsample's copies at OTHER_WORK_PER_SECOND (one core, measured per layer). 2 threads, in one run: yolov7-tiny at
 # 128 19.0 -> 14.9 ms and at 256 26.5 -> 25.5; yolov4-tiny, yolov3-tiny, enet and efficientnet
 # the same. At 400 us efficientnet_b0 was 6% slower (its 28x28 1x1s split well).
 ALONE_SECONDS = 200e-6
@@ -341,13 +341,15 @@ class Network:
         out more than they save (see ALONE_SECONDS)."""
         if threads.pool().size == 1:
             return False
-        flops = n * layer.flops(prev, out)
+        values = n * float(np.prod(out))
         if isinstance(layer, Convolutional):  # GEMMs; depthwise ones run far below that rate
             jobs = layer.pool_jobs(out)  # each costs its hand-offs
+            flops = n * layer.flops(prev, out)
             return layer.groups == 1 and flops < jobs * ALONE_SECONDS * CONV_FLOPS_PER_SECOND
-        if type(layer) in (MaxPool, Upsample):  # not their zoo subclasses (blur, averages)
-            work = max(flops, n * float(np.prod(out)))  # compares or copies per output value
-            return work < ALONE_SECONDS * OTHER_WORK_PER_SECOND
+        if type(layer) is MaxPool:  # kernels.maxpool is separable: 2 * size compares per value
+            return 2 * layer.size * values < ALONE_SECONDS * OTHER_WORK_PER_SECOND
+        if type(layer) is Upsample:  # one copy per value
+            return values < ALONE_SECONDS * OTHER_WORK_PER_SECOND
         return False  # not measured: the activations, blurs and poolings of the zoo split well
 
     def bytes_per_image(self, height: int, width: int) -> int:
