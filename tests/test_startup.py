@@ -224,24 +224,10 @@ def test_file_mappings_match_a_line_by_line_parse_and_skip_pseudo_mappings():
         assert expected and list(threads._file_mappings(smaps, name)) == expected
 
 
-_NO_ARRAYOBJ_CFG = """[net]
-width=64
-height=64
-channels=3
-
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[maxpool]
-size=2
-stride=2
-
-[convolutional]
+# TINY with a 3x3 mish convolution, a stride-1 maxpool (the general path) and an upsample
+# before its head
+_HEAD_CONV = "[convolutional]\nfilters=18\n"
+_NO_ARRAYOBJ_CFG = TINY.replace(_HEAD_CONV, """[convolutional]
 filters=8
 size=3
 stride=1
@@ -255,19 +241,7 @@ stride=1
 [upsample]
 stride=2
 
-[convolutional]
-filters=18
-size=1
-stride=1
-pad=1
-activation=logistic
-
-[yolo]
-mask=0,1
-anchors=10,14, 23,27, 37,58
-classes=4
-num=3
-"""
+""" + _HEAD_CONV)
 
 _NO_ARRAYOBJ_CHILD = """
 import sys, numpy as np, pydarknet
@@ -279,7 +253,7 @@ print("numba.np.arrayobj" in sys.modules, len(dets))
 
 
 def test_a_warm_one_image_detect_never_imports_numba_np_arrayobj(tmp_path):
-    """The kernels of a one-image detect (im2col, bias + leaky/mish/logistic, both maxpool
+    """The kernels of a one-image detect (im2col, bias + leaky/mish/linear, both maxpool
     paths, upsample, the resize, the NMS) allocate nothing, so loading them from the cache
     does not import numba.np.arrayobj (~26 ms of a cold start). The first run compiles them,
     which imports all of Numba."""
