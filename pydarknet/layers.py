@@ -692,9 +692,11 @@ class MaxPool(Layer):
 
 
 def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
-    """a and b are the very same elements (not merely overlapping)."""
-    return (a.shape == b.shape and a.strides == b.strides
-            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])  # fmt: skip
+    """a and b are the very same elements, where a and b are either that or disjoint (a
+    route's piece and its place in the route's output, by the network's memory plan).
+    np.may_share_memory compares bounds: 0.3 us, where reading both data pointers from
+    __array_interface__ took 6.5 (0.4 ms of a yolov7-tiny forward's 60 routed pieces)."""
+    return a.shape == b.shape and a.strides == b.strides and np.may_share_memory(a, b)
 
 
 @dataclass
