@@ -347,13 +347,18 @@ def test_winograd_tile_choice():
     conv.size, conv.stride_x, conv.stride_y, conv.dilation, conv.groups = 3, 1, 1, 1, 1
     conv.c, conv.filters = 64, 64
     assert conv.winograd_tile((64, 104, 104)) == 4  # a big map: F(4x4)
-    assert conv.winograd_tile((64, 13, 13)) == 2  # 16 4x4 tiles: F(2x2)
+    assert conv.winograd_tile((64, 13, 13)) == 2  # 16 4x4 tiles over 16x16: F(2x2)
+    assert conv.winograd_tile((64, 16, 16)) == 4  # 16 4x4 tiles, none overhanging: F(4x4)
+    assert conv.winograd_tile((64, 19, 19)) == 4  # 25 tiles over 20x20, as F(2x2)'s
+    assert conv.winograd_tile((64, 18, 18)) == 2  # 25 tiles over 20x20; F(2x2)'s fit 18x18
+    assert conv.winograd_tile((64, 12, 12)) == 2  # 9 tiles: too few
     conv.c = 3
     assert conv.winograd_tile((64, 104, 104)) == 0  # three channels: im2col
     conv.c, conv.filters = 512, 1024
     assert conv.winograd_tile((1024, 13, 13)) == 2  # 32 MB of U still beats im2col
     conv.c = 32
     assert conv.winograd_tile((1024, 13, 13)) == 0  # few channels on a small map: im2col
+    assert conv.winograd_tile((1024, 16, 16)) == 0
     conv.c, conv.stride_x, conv.stride_y = 64, 2, 2
     assert conv.winograd_tile((64, 104, 104)) == 2  # stride 2: F(2x2) from two phases
     assert conv.winograd_tile((64, 13, 13)) == 0  # 49 tiles: im2col
@@ -377,7 +382,7 @@ def test_pool_jobs_count_the_small_map_winograd_transform():
     before = threads.num_threads()
     try:
         threads.set_num_threads(2)
-        assert conv.pool_jobs((64, 16, 16)) == 2  # F(2x2), one step of tile rows
+        assert conv.pool_jobs((64, 16, 16)) == 2  # F(4x4) in one step of tile rows
         assert conv.pool_jobs((64, 104, 104)) == 1  # F(4x4) by tile rows
         conv.c = 3
         assert conv.pool_jobs((64, 16, 16)) == 1  # im2col
