@@ -422,9 +422,10 @@ class Convolutional(Layer):
 
         Products per output: F(4x4) 2.25, F(2x2) 4, im2col 9; but F(4x4)'s transforms cost
         more per channel and its GEMMs have a quarter of the columns. It pays on maps of >= 36
-        4x4 tiles from 16 input channels, and of 16-35 tiles from 64 channels where its tiles
-        do not overhang the map more than F(2x2)'s (16x16, 19x19, 20x20: 5-14% faster, measured
-        at 128-512 channels); F(2x2) pays on the other small maps from 64 channels, even
+        4x4 tiles from 16 input channels, and on maps of 16-35 tiles where its tiles do not
+        overhang the map more than F(2x2)'s (16x16, 19x19, 20x20: 5-14% faster than F(2x2) at
+        128-512 channels, 14-26% than im2col at 32-48); F(2x2) pays on the other small maps
+        from 64 channels, even
         where U = G g G^T outgrows the caches (yolov3-tiny's 13x13 512->1024 layer: 32 MB of U
         read per forward, still 25% faster than its im2col GEMM, for 1.8x that layer's weight
         memory). Measured per layer, 1 and 2 threads, with `pydarknet bench --layers` on
@@ -444,14 +445,13 @@ class Convolutional(Layer):
             tiles = -(-out[1] // 2) * -(-out[2] // 2)
             return 2 if c >= 16 and tiles >= 64 and (c >= 64 or tiles >= 2500) else 0
         tiles4 = -(-out[1] // 4) * -(-out[2] // 4)
-        if c >= 16 and tiles4 >= 36:
+        # 16-35 4x4 tiles that compute no more outputs than F(2x2)'s would (the map's sides
+        # 4k or 4k-1: 15, 16, 19, 20): F(4x4) 5-14% faster than F(2x2) from 64 channels and
+        # than im2col from 24; 13x13 (16 tiles over 16x16) and 12x12 (9 tiles) 7-19% slower
+        snug = tiles4 >= 16 and 4 * tiles4 == -(-out[1] // 2) * -(-out[2] // 2)
+        if c >= 16 and (tiles4 >= 36 or snug):
             return 4
         if c >= 64:
-            # 16-35 4x4 tiles that compute no more outputs than F(2x2)'s tiles do (the map's
-            # sides 4k or 4k-1: 15, 16, 19, 20): F(4x4) 5-14% faster; 13x13 (16 tiles over
-            # 16x16) and 12x12 (9 tiles) are 7-19% slower with it
-            if tiles4 >= 16 and 4 * tiles4 == -(-out[1] // 2) * -(-out[2] // 2):
-                return 4
             return 2
         return 0
 

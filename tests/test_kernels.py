@@ -358,6 +358,8 @@ def test_winograd_tile_choice():
     assert conv.winograd_tile((1024, 13, 13)) == 2  # 32 MB of U still beats im2col
     conv.c = 32
     assert conv.winograd_tile((1024, 13, 13)) == 0  # few channels on a small map: im2col
+    assert conv.winograd_tile((1024, 16, 16)) == 4  # unless 4x4 tiles fit it as well as 2x2
+    conv.c = 8
     assert conv.winograd_tile((1024, 16, 16)) == 0
     conv.c, conv.stride_x, conv.stride_y = 64, 2, 2
     assert conv.winograd_tile((64, 104, 104)) == 2  # stride 2: F(2x2) from two phases
