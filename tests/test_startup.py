@@ -79,13 +79,14 @@ print(float(y.sum()))
 def _two_processes(tmp_path, cfg_text: str, child: str,
                    winograd: bool = True) -> tuple[list[str], set[str]]:  # fmt: skip
     """Run `child` (argv: cfg, weights, output file) in two fresh processes in turn, the first
-    with no preload record for the 64x64 model: (each one's stdout, the kernels saved)."""
+    with no preload record for the model at its cfg's size, at which `child` runs it: (each
+    one's stdout, the kernels saved)."""
     cfg = tmp_path / "model.cfg"
     cfg.write_text(cfg_text)
     net = pydarknet.Network(cfg)
     net.winograd = winograd
     net.save_random_weights(tmp_path / "model.weights")
-    record = threads._preload_path(net.kernel_key(64, 64))
+    record = threads._preload_path(net.kernel_key(net.height, net.width))
     record.unlink(missing_ok=True)
     try:
         runs = []
@@ -95,7 +96,7 @@ def _two_processes(tmp_path, cfg_text: str, child: str,
                                   capture_output=True, text=True, timeout=600)  # fmt: skip
             assert proc.returncode == 0, proc.stderr
             runs.append(proc.stdout)
-        return runs, {name for name, _ in threads._read_preload(net.kernel_key(64, 64))}
+        return runs, {name for name, _ in threads._read_preload(net.kernel_key(net.height, net.width))}
     finally:
         record.unlink(missing_ok=True)
 
@@ -282,10 +283,10 @@ classes=1
 num=3
 """  # a 1x1 convolution and its [yolo]
 
-_EVERY_KERNEL = (
+_EVERY_KERNEL = (  # 52x52: F(4x4) on the 26x26 map, F(2x2) on the 13x13 one
     """[net]
-width=64
-height=64
+width=52
+height=52
 channels=3
 
 [convolutional]
@@ -350,7 +351,7 @@ net.load_weights(sys.argv[2])
 threads.wait_numba_setup()
 refreshed = bool(cpu_target.target_context._registries)  # filled by the context's refresh
 preloaded = sorted(name for name, sigs in threads.kernel_overloads().items() if sigs)
-outs = net.forward(np.random.default_rng(0).random((1, 3, 64, 64), dtype=np.float32))
+outs = net.forward(np.random.default_rng(0).random((1, 3, 52, 52), dtype=np.float32))
 np.savez(sys.argv[3], *outs)
 print(refreshed, preloaded)
 """
