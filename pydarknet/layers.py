@@ -643,9 +643,23 @@ class MaxPool(Layer):
     stride_x: int
     stride_y: int
     padding: int
-    inputs: list[int] = field(default_factory=list)
+    inputs: list[int] = field(default_factory=list)  # [k]: pool layer k's output, see `window`
+    window: int = 0  # with inputs: the size that pools layer k's output into this one's
 
     IGNORED = frozenset({"maxpool_zero_nonmax"})  # read by parser.c, used only on the GPU
+
+    @property
+    def centred(self) -> bool:
+        """Stride 1 and an odd window centred on each output (darknet's default padding)."""
+        return (self.stride_x == self.stride_y == 1 and self.size % 2 == 1
+                and self.padding == self.size - 1)  # fmt: skip
+
+    def pool_again(self, k: int, size_k: int) -> None:
+        """Compute this centred pool as layer k's, a centred pool of size_k < size over the
+        same input, pooled again with size - size_k + 1 (YOLOv5's SPPF in an SPP block: 9 =
+        5 then 5). Exact: a window of windows covers this window, and either way the taps
+        outside the image never win and NaN never does."""
+        self.inputs, self.window = [k], self.size - size_k + 1
 
     @classmethod
     def from_cfg(cls, s: Section, ctx: Ctx) -> MaxPool:
@@ -692,10 +706,14 @@ class MaxPool(Layer):
         return (c, out_h, out_w)
 
     def forward(self, x, outputs, out, ws):
+        size, pad = self.size, self.padding
+        if self.inputs:  # pool_again
+            x, size = outputs[self.inputs[0]], self.window
+            pad = size - 1
         for b in range(x.shape[0]):
             in_steps(x.shape[1], lambda c0, c1: kernels.maxpool(
-                x[b, c0:c1], self.size, self.stride_y, self.stride_x, self.padding,
-                out[b, c0:c1], np.empty(x.shape[3], np.float32)), 2)  # fmt: skip
+                x[b, c0:c1], size, self.stride_y, self.stride_x, pad, out[b, c0:c1],
+                np.empty(x.shape[3], np.float32)), 2)  # fmt: skip
         return out
 
 

@@ -89,6 +89,22 @@ def test_maxpool_matches_twin(h, w, size, stride, pad):
     np.testing.assert_array_equal(out, want)
 
 
+@pytest.mark.parametrize("h,w", [(1, 1), (2, 3), (5, 5), (8, 8), (13, 13), (6, 7)])
+@pytest.mark.parametrize("first,then", [(5, 5), (9, 5), (3, 3), (5, 9), (1, 7)])
+def test_a_centred_pool_of_a_centred_pool_is_the_larger_one(h, w, first, then):
+    """What MaxPool.pool_again relies on (SPP's 9 = 5 then 5, 13 = 9 then 5): stride 1,
+    windows centred by darknet's default padding; NaN, -inf and the borders included."""
+    x = rand((3, h, w), seed=h * w + first)
+    x[0, 0, 0] = x[0, h // 2, w // 2] = np.nan
+    x[1, -1, -1] = -np.inf
+    x[2] = -np.inf
+    mid, got = np.empty_like(x), np.empty_like(x)
+    kernels.maxpool(x, first, 1, 1, first - 1, mid, np.empty(w, _F))
+    kernels.maxpool(mid, then, 1, 1, then - 1, got, np.empty(w, _F))
+    size = first + then - 1
+    np.testing.assert_array_equal(got, reference.maxpool(x, size, 1, 1, size - 1))
+
+
 @pytest.mark.parametrize("h,w,stride,scale", [(1, 1, 2, 1.0), (3, 5, 2, 1.0), (2, 3, 3, 0.5)])
 def test_upsample_matches_twin(h, w, stride, scale):
     x = rand((2, h, w))

@@ -136,6 +136,23 @@ def _maxpool_stride1(x, size):
     return out
 
 
+def test_spp_block_pools_the_smaller_pools_output(tmp_path):
+    """An SPP block ([maxpool] 5, 9 and 13 of one layer, concatenated with it): the 9 and the 13
+    pool the 5's and the 9's outputs with a 5 (Network._chain_spp_pools), and each part of the
+    concatenation is still darknet's pool of the block's input."""
+    body = ("[convolutional]\nfilters=4\nsize=1\nstride=1\nactivation=linear\n\n"
+            "[maxpool]\nstride=1\nsize=5\n\n[route]\nlayers=-2\n\n"
+            "[maxpool]\nstride=1\nsize=9\n\n[route]\nlayers=-4\n\n"
+            "[maxpool]\nstride=1\nsize=13\n\n[route]\nlayers=-1,-3,-5,-6\n")  # fmt: skip
+    net = net_from(tmp_path, body, 3, 11, 14)
+    assert [(layer.inputs, layer.window) for layer in net.layers[3::2][:2]] == [([1], 5), ([3], 5)]
+    out = run(net, rand(3, 11, 14))  # pool 13, pool 9, pool 5, the input: 4 channels each
+    block_input = out[12:]
+    for part, size in enumerate((13, 9, 5)):
+        want = reference.maxpool(block_input, size, 1, 1, size - 1)
+        np.testing.assert_array_equal(out[4 * part : 4 * part + 4], want)
+
+
 @pytest.mark.parametrize("aa,stride", [(1, 2), (2, 2), (1, 1)])
 def test_maxpool_antialiasing(tmp_path, aa, stride):
     body = f"[maxpool]\nsize=2\nstride={stride}\nantialiasing={aa}\n"
