@@ -710,10 +710,20 @@ class MaxPool(Layer):
         if self.inputs:  # pool_again
             x, size = outputs[self.inputs[0]], self.window
             pad = size - 1
+        c, h, w = x.shape[1:]
+        out_h, out_w = out.shape[2:]
+        if self.stride_x == self.stride_y == 1 and size > 2 and out_h * w <= kernels.POOL_PLANE:
+            planes = 2 * out_h * w + out_w * out_h
+            for b in range(x.shape[0]):
+                flat = x[b].reshape(c, h * w)
+                in_steps(c, lambda c0, c1: kernels.maxpool_small(
+                    flat[c0:c1], h, w, size, pad, out[b, c0:c1], np.empty(planes, np.float32)),
+                    2)  # fmt: skip
+            return out
         for b in range(x.shape[0]):
-            in_steps(x.shape[1], lambda c0, c1: kernels.maxpool(
+            in_steps(c, lambda c0, c1: kernels.maxpool(
                 x[b, c0:c1], size, self.stride_y, self.stride_x, pad, out[b, c0:c1],
-                np.empty(x.shape[3], np.float32)), 2)  # fmt: skip
+                np.empty(w, np.float32)), 2)  # fmt: skip
         return out
 
 

@@ -89,6 +89,25 @@ def test_maxpool_matches_twin(h, w, size, stride, pad):
     np.testing.assert_array_equal(out, want)
 
 
+@pytest.mark.parametrize(
+    "h,w,size,pad",
+    [(h, w, size, pad)
+     for h, w in ((1, 1), (2, 3), (5, 5), (8, 8), (13, 13), (6, 7), (19, 11))
+     for size, pad in ((1, 0), (3, 2), (5, 4), (9, 8), (13, 12), (4, 3), (3, 0), (5, 1))
+     if h + pad - size >= 0 and w + pad - size >= 0],  # fmt: skip
+)
+def test_maxpool_small_matches_twin(h, w, size, pad):
+    out_h, out_w = h + pad - size + 1, w + pad - size + 1
+    x = rand((3, h, w), seed=h * w + size)
+    x[0, 0, 0] = x[0, h // 2, w // 2] = np.nan  # never wins, as `val > max` in C
+    x[1, -1, -1] = -np.inf
+    x[2] = -np.inf  # all -inf: darknet's -FLT_MAX start value stays
+    out = np.full((3, out_h, out_w), np.nan, _F)
+    scratch = np.full(2 * out_h * w + out_w * out_h, np.nan, _F)
+    kernels.maxpool_small(x.reshape(3, h * w), h, w, size, pad, out, scratch)
+    np.testing.assert_array_equal(out, reference.maxpool(x, size, 1, 1, pad))
+
+
 @pytest.mark.parametrize("h,w", [(1, 1), (2, 3), (5, 5), (8, 8), (13, 13), (6, 7)])
 @pytest.mark.parametrize("first,then", [(5, 5), (9, 5), (3, 3), (5, 9), (1, 7)])
 def test_a_centred_pool_of_a_centred_pool_is_the_larger_one(h, w, first, then):
