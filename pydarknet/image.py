@@ -162,7 +162,11 @@ def resize_bgr(im: np.ndarray, out: np.ndarray) -> None:
 
     ih, h, w = im.shape[0], out.shape[1], out.shape[2]
     kernels.resize_bgr(im, out, np.empty(w, np.int64), np.empty(w, _F), np.empty(h, np.int64),
-                       np.empty(h, _F), np.empty(ih, np.bool_), np.empty((3, ih, w), _F))  # fmt: skip
+                       np.empty(h, _F), np.empty(ih, np.bool_), np.empty((3, ih, w), _F),
+                       _UNIT)  # fmt: skip
+
+
+_UNIT = np.arange(256, dtype=_F) / _F(255.0)  # v / 255.0f, rounded as C's float division
 
 
 # -- drawing -----------------------------------------------------------------------------------

@@ -959,7 +959,7 @@ def winograd_s2_output(m, ty0, ty1, tw, f0, f1, out):
 
 # --- image input ---
 @njit(cache=True, nogil=True, error_model="numpy")
-def resize_bgr(img, out, ix, dx, iy, dy, need, part):
+def resize_bgr(img, out, ix, dx, iy, dy, need, part, unit):
     """BGR uint8 (H, W, 3) -> RGB float32 out (3, h, w), x / 255.0f, resized as darknet does:
     image_opencv.cpp mat_to_image, then image.c resize_image (first along x into a part image,
     then along y; scale (in-1)/(out-1); the last column copies the last input column and the
@@ -968,7 +968,9 @@ def resize_bgr(img, out, ix, dx, iy, dy, need, part):
     port), with no float copy of the whole image: only the part rows the y pass reads are made,
     from the pixels their taps read. `out` may be a view into a letterbox canvas. Scratch
     (image.resize_bgr makes it): ix int64 and dx float32 of w values, iy int64 and dy float32
-    of h, need bool of H, part float32 (3, H, w).
+    of h, need bool of H, part float32 (3, H, w); unit: float32 (256,), v / 255.0f for each
+    byte v (the x pass's loads are gathers, so it runs scalar: a lookup instead of a division
+    halves it).
     """
     ih, iw = img.shape[0], img.shape[1]
     h, w = out.shape[1], out.shape[2]
@@ -990,7 +992,6 @@ def resize_bgr(img, out, ix, dx, iy, dy, need, part):
         need[iy[r]] = True
         if r < h - 1 and ih > 1:
             need[iy[r] + 1] = True
-    scale = _F(255.0)
     for q in range(ih):
         if not need[q]:
             continue
@@ -1001,12 +1002,10 @@ def resize_bgr(img, out, ix, dx, iy, dy, need, part):
             for c in range(w):
                 j = ix[c]
                 if j < 0:
-                    dst[c] = _F(row[iw - 1, ch]) / scale
+                    dst[c] = unit[row[iw - 1, ch]]
                 else:
                     d = dx[c]
-                    dst[c] = (_F(1.0) - d) * (_F(row[j, ch]) / scale) + d * (
-                        _F(row[j + 1, ch]) / scale
-                    )
+                    dst[c] = (_F(1.0) - d) * unit[row[j, ch]] + d * unit[row[j + 1, ch]]
     for k in range(3):
         for r in range(h):
             d = dy[r]
