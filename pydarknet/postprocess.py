@@ -350,7 +350,9 @@ def nms(
                 i += 1
         total = k + 1
 
-    for k in range(probs.shape[1]):
+    # a class whose probs are all 0 is a no-op (its sort is stable, nothing to suppress), and a
+    # class's pass changes only its own probs: visit the others only (most classes of an image)
+    for k in np.flatnonzero(probs[order[:total]].any(axis=0)):
         # qsort by prob[k] descending; glibc's qsort is a stable merge sort
         active = order[:total]
         active = active[np.argsort(-probs[active, k], kind="stable")]
