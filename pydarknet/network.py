@@ -434,10 +434,7 @@ class Network:
                 outputs.append(None)
                 continue
             t0 = clock() if profile is not None else 0.0
-            if alone[i]:
-                with threads.serial():
-                    y = layer.forward(x, outputs, out, ws)
-            else:
+            with threads.serial() if alone[i] else contextlib.nullcontext():
                 y = layer.forward(x, outputs, out, ws)
             if out is not None and y is not out:
                 np.copyto(out, y)  # the plan's readers look in out
