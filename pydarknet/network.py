@@ -24,9 +24,10 @@ from .weights import Header, WeightsReader, write_weights
 # split saves: on 2 threads, 2 steps of 100 us took 297 us where one thread took 202. Estimated
 # time: darknet's flops at CONV_FLOPS_PER_SECOND for a convolution (not depthwise; the threshold
 # times its pool jobs: a small-map Winograd layer hands out two), the separable maxpool's
-# compares or upsample's copies at OTHER_WORK_PER_SECOND (one core, measured per layer). 2 threads, in one run: yolov7-tiny at
-# 128 19.0 -> 14.9 ms and at 256 26.5 -> 25.5; yolov4-tiny, yolov3-tiny, enet and efficientnet
-# the same. At 400 us efficientnet_b0 was 6% slower (its 28x28 1x1s split well).
+# compares or upsample's copies at OTHER_WORK_PER_SECOND (one core, measured per layer).
+# 2 threads, in one run: yolov7-tiny at 128 19.0 -> 14.9 ms and at 256 26.5 -> 25.5;
+# yolov4-tiny, yolov3-tiny, enet and efficientnet the same. At 400 us efficientnet_b0 was 6%
+# slower (its 28x28 1x1s split well); 300-600 us gained nothing consistent elsewhere.
 ALONE_SECONDS = 200e-6
 CONV_FLOPS_PER_SECOND = 80e9
 OTHER_WORK_PER_SECOND = 4e9

@@ -413,8 +413,8 @@ _SMAPS_KB = {key: re.compile(rf"^{key}:\s+(\d+) kB", re.M) for key in ("Rss", "A
 def _file_mappings(smaps: str, name: str):
     """(start, end, perms, Rss bytes, Anonymous bytes) of the mappings in /proc/<pid>/smaps
     text whose file's name starts with `name` ("": every file; never [heap], [vdso] and the
-    like, which have no path, nor a device under /dev). Only those mappings' lines are parsed (the text has ~12k lines
-    with Numba and OpenCV loaded: ~4 ms to split them all in Python)."""
+    like, which have no path, nor a device under /dev). Only those mappings' lines are parsed
+    (the text has ~12k lines with Numba and OpenCV loaded: ~4 ms to split them all in Python)."""
     heads = list(_SMAPS_HEADER.finditer(smaps))
     for k, head in enumerate(heads):
         path = head.group(4)
