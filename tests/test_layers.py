@@ -145,7 +145,8 @@ def test_spp_block_pools_the_smaller_pools_output(tmp_path):
             "[maxpool]\nstride=1\nsize=9\n\n[route]\nlayers=-4\n\n"
             "[maxpool]\nstride=1\nsize=13\n\n[route]\nlayers=-1,-3,-5,-6\n")  # fmt: skip
     net = net_from(tmp_path, body, 3, 11, 14)
-    assert [(layer.inputs, layer.window) for layer in net.layers[3::2][:2]] == [([1], 5), ([3], 5)]
+    pools = [net.layers[i] for i in (3, 5)]  # the 9 and the 13
+    assert [(pool.inputs, pool.window) for pool in pools] == [([1], 5), ([3], 5)]
     out = run(net, rand(3, 11, 14))  # pool 13, pool 9, pool 5, the input: 4 channels each
     block_input = out[12:]
     for part, size in enumerate((13, 9, 5)):
