@@ -74,7 +74,26 @@ def opencv_forward(cfg: str | Path, weights: str | Path, threads: int):
         net.setInput(x)
         return net.forward(names)
 
+    run.net = net  # for opencv_layer_seconds
     return run
+
+
+def opencv_layer_seconds(run) -> dict[int, float]:
+    """Seconds per darknet layer index of the last forward of an opencv_forward runner, from
+    getPerfProfile. OpenCV's importer names each of its layers type_index after the darknet
+    layer it comes from (conv_3, concat_6, pool_9, yolo_30); the ones made from one darknet
+    layer (a [yolo] is permute_30 and yolo_30) add up. Layers it fused away report 0."""
+    import cv2
+
+    net = run.net
+    _, per_layer = net.getPerfProfile()
+    seconds = np.asarray(per_layer, np.float64).ravel() / cv2.getTickFrequency()
+    out: dict[int, float] = {}
+    for name, s in zip(net.getLayerNames(), seconds):
+        _, _, index = name.rpartition("_")
+        if index.isdigit():
+            out[int(index)] = out.get(int(index), 0.0) + float(s)
+    return out
 
 
 def interleaved(runners: dict, x: np.ndarray, repeat: int, warmup: int = 2) -> dict[str, Stats]:
@@ -99,21 +118,30 @@ class LayerTime:
     describe: str
     seconds: float  # median
     flops: float
+    opencv: float | None = None  # OpenCV DNN's median for the same darknet layer, if timed
 
     @property
     def gflops_per_s(self) -> float:
         return self.flops / self.seconds / 1e9 if self.seconds > 0 and self.flops else 0.0
 
 
-def profile_layers(net, x: np.ndarray, repeat: int) -> list[LayerTime]:
-    """Median time of every computed layer over `repeat` forward passes (after one warm-up)."""
+def profile_layers(net, x: np.ndarray, repeat: int, opencv=None) -> list[LayerTime]:
+    """Median time of every computed layer over `repeat` forward passes (after one warm-up),
+    and with an opencv_forward runner, OpenCV's per layer from forwards interleaved with ours."""
     net.forward(x)
+    if opencv is not None:
+        opencv(x)
     runs: dict[int, list[float]] = {}
+    theirs: dict[int, list[float]] = {}
     for _ in range(repeat):
         profile: list = []
         net.forward(x, profile=profile)
         for i, seconds in profile:
             runs.setdefault(i, []).append(seconds)
+        if opencv is not None:
+            opencv(x)
+            for i, seconds in opencv_layer_seconds(opencv).items():
+                theirs.setdefault(i, []).append(seconds)
     shapes = net.infer_shapes(*x.shape[2:])
     prevs = [(net.channels, *x.shape[2:])] + shapes[:-1]
     out = []
@@ -121,8 +149,9 @@ def profile_layers(net, x: np.ndarray, repeat: int) -> list[LayerTime]:
         layer = net.layers[i]
         flops = layer.flops(prevs[i], shapes[i]) * x.shape[0]
         kind = layer.section.kind
+        cv = float(np.median(theirs[i])) if i in theirs else None
         out.append(LayerTime(i, kind, layer.describe(prevs[i], shapes[i]),
-                             float(np.median(samples)), flops))  # fmt: skip
+                             float(np.median(samples)), flops, cv))  # fmt: skip
     return out
 
 

@@ -632,13 +632,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(f"  cold start {engine:<10} median {st.median:6.2f} s (p10 {st.p10:.2f}, "
                   f"p90 {st.p90:.2f}), peak RSS {mb:.0f} MB", file=out)  # fmt: skip
     if args.layers:
-        rows = bench.profile_layers(net, x, args.repeat)
+        rows = bench.profile_layers(net, x, args.repeat, runners.get("opencv"))
         total = sum(r.seconds for r in rows)
         print(f"  per layer (median of {args.repeat}; sum {total * 1e3:.1f} ms):", file=out)
+        theirs = "opencv" in runners
+        if theirs:
+            cv_total = sum(r.opencv or 0.0 for r in rows)
+            print(f"  (last column: OpenCV's time for the same layer, from forwards interleaved "
+                  f"with ours; sum {cv_total * 1e3:.1f} ms. Its [yolo] includes box decoding, "
+                  f"and a layer it fuses into another shows 0.)", file=out)  # fmt: skip
         for r in rows:
-            rate = f"{r.gflops_per_s:7.1f} GFLOP/s" if r.flops else ""
+            rate = f"{r.gflops_per_s:7.1f} GFLOP/s" if r.flops else " " * 15
+            cv = f"  opencv {r.opencv * 1e3:7.2f} ms" if theirs and r.opencv is not None else ""
             print(f"  {r.index:4d} {r.describe}  {r.seconds * 1e3:7.2f} ms {100 * r.seconds / total:5.1f}%"
-                  f" {rate}", file=out)  # fmt: skip
+                  f" {rate}{cv}", file=out)  # fmt: skip
     tmp.cleanup()
     return 0
 

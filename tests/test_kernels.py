@@ -631,6 +631,33 @@ def test_bench_command_prints_median_and_layers(capsys):
     assert "pydarknet  median" in out and "GFLOP/s" in out and " 23 yolo" in out
 
 
+def test_bench_layers_vs_opencv_times_opencv_per_darknet_layer(tmp_path, capsys):
+    """--layers with --vs opencv adds OpenCV's time for each darknet layer (its getPerfProfile,
+    by the darknet index in its layer names): every convolution shows a time > 0, and no
+    OpenCV layer maps to an index the network does not have."""
+    from pydarknet import bench
+    from pydarknet.cli import main
+
+    why = bench.opencv_available()
+    if why:
+        pytest.fail(f"{why}; the test extra pins OpenCV 4.x")
+    cfg = CFG / "yolov3-tiny.cfg"
+    code = main(["bench", str(cfg), "--size", "64x64", "--repeat", "2", "--layers",
+                 "--threads", "1", "--vs", "opencv"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    convs = [line for line in out.splitlines() if line[:7].strip().isdigit() and " conv " in line]
+    assert len(convs) == 13
+    assert all(float(line.split("opencv")[1].split()[0]) > 0 for line in convs)
+
+    net = pydarknet.Network(cfg)
+    run = bench.opencv_forward(cfg, net.save_random_weights(tmp_path / "random.weights"), 1)
+    run(bench.make_input(1, 64, 64))
+    seconds = bench.opencv_layer_seconds(run)
+    assert set(seconds) <= set(range(len(net.layers)))
+    assert all(seconds[i] > 0 for i, layer in enumerate(net.layers) if layer.KIND == "conv")
+
+
 def test_bench_vs_opencv_goes_on_alone_when_opencv_cannot_read_the_cfg(tmp_path, capsys):
     """[reorg3d] is a layer OpenCV's Darknet importer lacks: pydarknet is timed, OpenCV's part
     is skipped with one line that says why (or that OpenCV 4.x is not there)."""
