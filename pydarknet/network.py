@@ -14,20 +14,21 @@ from .cfg import Section, read_cfg
 from .errors import CfgError, DarknetError
 from .layers import (
     HEADS, LAYERS, TRAINING_KEYS, Convolutional, Ctx, Layer, MaxPool, Region, Route, Shape,
-    Upsample, Yolo,
+    Shortcut, Upsample, Yolo,
 )  # fmt: skip
 from .weights import Header, WeightsReader, write_weights
 
-# A convolution, maxpool or upsample whose single-threaded time is estimated under ALONE_SECONDS
-# runs on the calling thread alone. Splitting it costs a wake-up of the other thread and GIL
-# hand-offs between the steps' kernels, each a futex wake-up (~30-80 us on a VM), more than the
-# split saves: on 2 threads, 2 steps of 100 us took 297 us where one thread took 202. Estimated
-# time: darknet's flops at CONV_FLOPS_PER_SECOND for a convolution (not depthwise; the threshold
-# times its pool jobs: a small-map Winograd layer hands out two), the separable maxpool's
-# compares or upsample's copies at OTHER_WORK_PER_SECOND (one core, measured per layer).
-# 2 threads, in one run: yolov7-tiny at 128 19.0 -> 14.9 ms and at 256 26.5 -> 25.5;
-# yolov4-tiny, yolov3-tiny, enet and efficientnet the same. At 400 us efficientnet_b0 was 6%
-# slower (its 28x28 1x1s split well); 300-600 us gained nothing consistent elsewhere.
+# A convolution, maxpool, upsample or shortcut whose single-threaded time is estimated under
+# ALONE_SECONDS runs on the calling thread alone. Splitting it costs a wake-up of the other thread
+# and GIL hand-offs between the steps' kernels, each a futex wake-up (~30-80 us on a VM), more
+# than the split saves: on 2 threads, 2 steps of 100 us took 297 us where one thread took 202.
+# Estimated time: darknet's flops at CONV_FLOPS_PER_SECOND for a convolution (not depthwise; the
+# threshold times its pool jobs: a small-map Winograd layer hands out two), the separable
+# maxpool's compares, upsample's copies or a shortcut's adds at OTHER_WORK_PER_SECOND (one core,
+# measured per layer). 2 threads, in one run: yolov7-tiny at 128 19.0 -> 14.9 ms and at 256
+# 26.5 -> 25.5; yolov4-tiny, yolov3-tiny, enet and efficientnet the same. At 400 us
+# efficientnet_b0 was 6% slower (its 28x28 1x1s split well); 300-600 us gained nothing
+# consistent elsewhere.
 ALONE_SECONDS = 200e-6
 CONV_FLOPS_PER_SECOND = 80e9
 OTHER_WORK_PER_SECOND = 4e9
@@ -374,6 +375,8 @@ class Network:
             return 2 * size * values < ALONE_SECONDS * OTHER_WORK_PER_SECOND
         if type(layer) is Upsample:  # one copy per value
             return values < ALONE_SECONDS * OTHER_WORK_PER_SECOND
+        if type(layer) is Shortcut:  # one add per value and input
+            return values * len(layer.inputs) < ALONE_SECONDS * OTHER_WORK_PER_SECOND
         return False  # not measured: the activations, blurs and poolings of the zoo split well
 
     def bytes_per_image(self, height: int, width: int) -> int:

@@ -255,6 +255,54 @@ def test_shortcut_weighted_and_differently_sized(tmp_path, wt, norm):
     assert net.layer_bflops()[4] == pytest.approx((2 * n if wt != "none" else n) / 1e9, rel=1e-6)
 
 
+@pytest.mark.parametrize("wt,norm,act", [("none", "none", "linear"), ("none", "none", "leaky"),
+                                         ("per_feature", "none", "mish"),
+                                         ("per_channel", "softmax", "logistic")])  # fmt: skip
+def test_shortcut_of_same_sized_layers_in_channel_steps(tmp_path, wt, norm, act):
+    """Inputs of the output's width and height are summed in channel steps (Shortcut._channels):
+    a 3-channel input adds to the first 3 of 7 channels, a 9-channel one to all 7, in each image
+    of a batch of 2 as darknet's flat loop does, then the activation."""
+    # layers: 0 = input copy (9x6x5), 1 = its first 3 channels, 2 = a 1x1 conv to 7, 3 = shortcut
+    body = ("[empty]\n\n[route]\nlayers=0\ngroups=3\ngroup_id=0\n\n"
+            "[convolutional]\nfilters=7\nsize=1\nactivation=linear\n\n"
+            f"[shortcut]\nfrom=1,0\nweights_type={wt}\nweights_normalization={norm}\n"
+            f"activation={act}\n")  # fmt: skip
+    net = net_from(tmp_path, body, 9, 6, 5)
+    net.output_layers = [2, 3]  # the shortcut's previous layer too
+    x = np.stack([rand(9, 6, 5, seed=1), rand(9, 6, 5, seed=2)])
+    prev, out = net.forward(x)
+    raw = None
+    if wt != "none":
+        spec = net.param_spec()
+        raw = next(a for (i, _, _), a in zip(spec, net.random_weights(3)) if i == 3)
+    for b in range(2):
+        ref = reference.zoo_shortcut(prev[b], [x[b, :3], x[b]], raw, norm)
+        if act != "linear":
+            ref = reference.zoo_activate(ref, act)
+        np.testing.assert_allclose(out[b], ref, rtol=1e-6, atol=1e-6)
+    # in uneven steps (a pool of threads cuts the channels so), the same floats
+    stepped = np.full_like(out, np.nan)
+    outputs = [x, x[:, :3], prev]
+    for c0, c1 in [(0, 2), (2, 5), (5, 7)]:
+        net.layers[3]._channels(prev, outputs, stepped, c0, c1)
+    np.testing.assert_array_equal(stepped, out)
+
+
+def test_shortcut_of_a_large_map_splits_over_the_pool_and_adds_exactly(tmp_path):
+    """16x256x256 (1M adds) is split in channel steps over the pool: the same floats as one
+    numpy add of the two layers, then leaky."""
+    body = ("[empty]\n\n[convolutional]\nfilters=16\nsize=1\nactivation=linear\n\n"
+            "[shortcut]\nfrom=0\nactivation=leaky\n")  # fmt: skip
+    net = net_from(tmp_path, body, 16, 256, 256)
+    assert not net._runs_alone(net.layers[2], (16, 256, 256), (16, 256, 256), 1) or (
+        pydarknet.threads.pool().size == 1)
+    net.output_layers = [1, 2]
+    x = rand(1, 16, 256, 256, seed=4)
+    conv, out = net.forward(x)
+    y = conv + x
+    np.testing.assert_array_equal(out, np.where(y > 0, y, _F(0.1) * y))
+
+
 @pytest.mark.parametrize("transpose", [False, True])
 @pytest.mark.parametrize("bn", [0, 1])
 def test_connected(tmp_path, transpose, bn):
