@@ -212,8 +212,10 @@ def default_weights(cfg: str) -> Path:
     for c in candidates:
         if c.is_file():
             return c
+    from .network import Network
     from .zoo import hint
 
+    Network(cfg)  # a broken cfg says so first: no weights would make it run
     raise DarknetError(f"no weights given and {candidates[0]} does not exist; {hint(stem)}")
 
 

@@ -154,6 +154,19 @@ def test_missing_default_weights_says_where_to_get_them(capsys, tmp_path, monkey
     assert "weights/yolov4-tiny.weights" in msg and "download_weights.py yolov4-tiny" in msg
 
 
+def test_a_broken_cfg_is_reported_before_missing_default_weights(tiny, capsys, tmp_path,
+                                                                 monkeypatch):  # fmt: skip
+    """Without --weights and without weights/<stem>.weights, the cfg's own error comes first:
+    fetching weights would not make it run."""
+    cfg, _, img = tiny
+    monkeypatch.chdir(tmp_path)
+    cfg.write_text(TINY.replace("filters=18", "filters=17", 1))
+    msg = run(["detect", str(cfg), str(img)], capsys)
+    assert "[yolo] classes=4: the previous layer gives 17 channels" in msg
+    cfg.write_text(TINY)
+    assert "no weights given" in run(["detect", str(cfg), str(img)], capsys)
+
+
 def test_input_size_that_does_not_fit():
     net = pydarknet.Network(CFG / "yolov4-tiny.cfg")
     assert net.infer_shapes(320, 416)[-1] == (255, 20, 26)  # strides divide it: fine
