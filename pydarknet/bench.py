@@ -8,7 +8,6 @@ count, so a busy neighbour slows both alike; medians are reported with the sprea
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -268,8 +267,3 @@ def cold_start(cfg, weights, image, width: int, height: int, threads: int, repea
             times[e].append(seconds)
             rss[e] = max(rss[e], mb)
     return {e: (Stats(times[e]), rss[e]) for e in engines}
-
-
-def self_peak_rss_mb() -> float:
-    """This process's peak RSS so far, in MB (Linux reports KB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
