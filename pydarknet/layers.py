@@ -854,16 +854,18 @@ class Shortcut(Layer):
     def forward(self, x, outputs, out, ws):
         # blas.c shortcut_multilayer_cpu: over the flat index, each input adds where it exists,
         # i.e. the first min(c, c_from) channels when channel counts differ.
+        c = out.shape[1]
         if any(outputs[i].shape[2:] != out.shape[2:] for i in self.inputs):
-            return self._forward_flat(x, outputs, out)
-        in_steps(out.shape[1], lambda c0, c1: self._channels(x, outputs, out, c0, c1), 1)
+            self._sum(x, outputs, out, 0, c)  # another w/h: its flat index crosses channels
+        else:
+            in_steps(c, lambda c0, c1: self._sum(x, outputs, out, c0, c1), 1)
         return out
 
-    def _channels(self, x, outputs, out, c0, c1) -> None:
+    def _sum(self, x, outputs, out, c0, c1) -> None:
         """Channels c0..c1 of the sum and its activation: one pass over them while they are in
         cache, in steps over the pool (memory-bound: yolov4-csp's 256x256x64 shortcut 2.8 ->
-        1.6 ms in a forward on 2 threads). The same float operations, in the same order, as
-        _forward_flat."""
+        1.6 ms in a forward on 2 threads). An input of another width or height is added over
+        the flat index (_add_flat), so forward passes all channels then."""
         w = self.weights
 
         def weight(k: int) -> np.ndarray:  # (1,) per_feature or (c,) per_channel -> broadcast
@@ -872,14 +874,18 @@ class Shortcut(Layer):
 
         o = out[:, c0:c1]
         srcs = [(k, outputs[i]) for k, i in enumerate(self.inputs, start=1)]
-        if w is None and srcs and srcs[0][1].shape[1] >= c1:  # x + the first input, one pass
-            np.add(x[:, c0:c1], srcs[0][1][:, c0:c1], out=o)
+        first = srcs[0][1] if srcs else out[:, :0]  # (no input: never the one-pass add)
+        if w is None and first.shape[2:] == out.shape[2:] and first.shape[1] >= c1:
+            np.add(x[:, c0:c1], first[:, c0:c1], out=o)  # x + the first input, one pass
             srcs = srcs[1:]
         elif w is None:
             o[...] = x[:, c0:c1]
         else:
             np.multiply(x[:, c0:c1], weight(0), out=o)
         for k, src in srcs:
+            if src.shape[2:] != out.shape[2:]:
+                self._add_flat(out, src, None if w is None else w[k])
+                continue
             m = min(c1, src.shape[1]) - c0  # this input's channels in c0..c1
             if m <= 0:
                 continue
@@ -890,29 +896,6 @@ class Shortcut(Layer):
         if self.activation != kernels.LINEAR:
             for b in range(o.shape[0]):  # one image's channels are contiguous
                 kernels.activate(o[b].reshape(c1 - c0, -1), self.activation, *act_scratch())
-
-    def _forward_flat(self, x, outputs, out):
-        """Some input has another width or height: the sum over the flat index, whole."""
-        c = out.shape[1]
-        w = self.weights
-        if w is None:
-            out[...] = x
-        else:
-            out[...] = x * w[0].reshape(1, -1, 1, 1)
-        for k, i in enumerate(self.inputs, start=1):
-            src = outputs[i]
-            if src.shape[2:] != out.shape[2:]:
-                self._add_flat(out, src, None if w is None else w[k])
-                continue
-            m = min(c, src.shape[1])
-            if w is None:
-                out[:, :m] += src[:, :m]
-            else:
-                out[:, :m] += src[:, :m] * w[k].reshape(1, -1, 1, 1)[:, :m]
-        if self.activation != kernels.LINEAR:
-            kernels.activate(out.reshape(-1, out.shape[2] * out.shape[3]), self.activation,
-                             *act_scratch())  # fmt: skip
-        return out
 
     @staticmethod
     def _add_flat(out: np.ndarray, src: np.ndarray, w: np.ndarray | None) -> None:

@@ -259,7 +259,7 @@ def test_shortcut_weighted_and_differently_sized(tmp_path, wt, norm):
                                          ("per_feature", "none", "mish"),
                                          ("per_channel", "softmax", "logistic")])  # fmt: skip
 def test_shortcut_of_same_sized_layers_in_channel_steps(tmp_path, wt, norm, act):
-    """Inputs of the output's width and height are summed in channel steps (Shortcut._channels):
+    """Inputs of the output's width and height are summed in channel steps (Shortcut._sum):
     a 3-channel input adds to the first 3 of 7 channels, a 9-channel one to all 7, in each image
     of a batch of 2 as darknet's flat loop does, then the activation."""
     # layers: 0 = input copy (9x6x5), 1 = its first 3 channels, 2 = a 1x1 conv to 7, 3 = shortcut
@@ -284,7 +284,7 @@ def test_shortcut_of_same_sized_layers_in_channel_steps(tmp_path, wt, norm, act)
     stepped = np.full_like(out, np.nan)
     outputs = [x, x[:, :3], prev]
     for c0, c1 in [(0, 2), (2, 5), (5, 7)]:
-        net.layers[3]._channels(prev, outputs, stepped, c0, c1)
+        net.layers[3]._sum(prev, outputs, stepped, c0, c1)
     np.testing.assert_array_equal(stepped, out)
 
 
