@@ -205,7 +205,9 @@ class Layer:
         filters = getattr(self, "filters", "")
         if filters and getattr(self, "groups", 1) > 1:
             filters = f"{filters}/{self.groups}"
-        return (f"{name:<9} {filters!s:>9} {extra:<13} {prev[2]:4d} x{prev[1]:4d} x{prev[0]:4d} ->"
+        # a long name (Gaussian_yolo) takes the empty filters column, so the sizes stay aligned
+        head = f"{name:<9} {filters!s:>9}" if filters else f"{name:<19}"
+        return (f"{head} {extra:<13} {prev[2]:4d} x{prev[1]:4d} x{prev[0]:4d} ->"
                 f" {out[2]:4d} x{out[1]:4d} x{out[0]:4d}")
 
 
@@ -1036,7 +1038,7 @@ class Yolo(Layer):
         if not anchors:
             anchors = [0.5, 0.5] * max(num, max(mask) + 1)  # parser.c leaves biases at .5
         scale_x_y = s.get_float("scale_x_y", 1.0)
-        new_coords = s.get_int("new_coords", 0)
+        new_coords = cls._new_coords(s)
         nms_kind = s.get_str("nms_kind", "default")
         if nms_kind not in ("default", "greedynms", "diounms", "cornersnms"):
             raise s.error("nms_kind", "expected default, greedynms, diounms or cornersnms")
@@ -1046,13 +1048,20 @@ class Yolo(Layer):
         layer.check_input(ctx.prev, ctx)
         return layer
 
+    BOX_ENTRIES = 5  # entries per anchor before the classes: x, y, w, h, objectness
+
+    @staticmethod
+    def _new_coords(s: Section) -> int:
+        return s.get_int("new_coords", 0)
+
     def check_input(self, prev: Shape, ctx: Ctx | None = None) -> None:
-        need = len(self.mask) * (self.classes + 5)
+        e = self.BOX_ENTRIES
+        need = len(self.mask) * (self.classes + e)
         if prev[0] != need:
             raise self.error(
                 "classes",
-                f"the previous layer gives {prev[0]} channels but [yolo] needs "
-                f"len(mask)*(classes+5) = {len(self.mask)}*({self.classes}+5) = {need}; "
+                f"the previous layer gives {prev[0]} channels but [{self.section.kind}] needs "
+                f"len(mask)*(classes+{e}) = {len(self.mask)}*({self.classes}+{e}) = {need}; "
                 "set filters= of the [convolutional] before it to match",
             )
 
@@ -1061,6 +1070,32 @@ class Yolo(Layer):
 
     def forward(self, x, outputs, out, ws):
         return x
+
+
+@dataclass
+class GaussianYolo(Yolo):
+    """[Gaussian_yolo]: Gaussian YOLOv3's head (gaussian_yolo_layer.c). Per anchor: x and its
+    uncertainty, y and its, w and its, h and its, objectness, classes; a class's probability
+    is scaled by 1 - the mean of the four uncertainties. Forward is the identity, decoding is
+    postprocess.decode_gaussian_yolo."""
+
+    KIND = "Gaussian_yolo"
+    BOX_ENTRIES = 9
+    POINTS = ("center", "left_top", "right_bottom")  # where (x, y) sits in the box
+    yolo_point: str = "center"
+
+    @classmethod
+    def from_cfg(cls, s: Section, ctx: Ctx) -> GaussianYolo:
+        point = s.get_str("yolo_point", "center")
+        if point not in cls.POINTS:  # darknet takes any other word as center
+            raise s.error("yolo_point", "expected center, left_top or right_bottom")
+        layer = super().from_cfg(s, ctx)
+        layer.yolo_point = point
+        return layer
+
+    @staticmethod
+    def _new_coords(s: Section) -> int:
+        return 0  # parse_gaussian_yolo has no new_coords: a cfg's is an unused option
 
 
 @dataclass
@@ -1136,7 +1171,7 @@ class Dropout(Layer):
 LAYERS = {
     "convolutional": Convolutional, "conv": Convolutional, "maxpool": MaxPool, "max": MaxPool,
     "route": Route, "shortcut": Shortcut, "upsample": Upsample, "reorg": Reorg,
-    "yolo": Yolo, "region": Region, "dropout": Dropout,
+    "yolo": Yolo, "gaussian_yolo": GaussianYolo, "region": Region, "dropout": Dropout,
 }  # fmt: skip
 
 # The rest of darknet's vocabulary lives in layers_more.py, which builds on the classes above.
@@ -1145,4 +1180,4 @@ from .layers_more import MORE_LAYERS  # noqa: E402
 LAYERS.update(MORE_LAYERS)
 
 # Output heads: forward(x) returns the raw map fed into each of these, in cfg order.
-HEADS = (Yolo, Region)
+HEADS = (Yolo, Region)  # GaussianYolo is a Yolo

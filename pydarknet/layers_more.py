@@ -736,7 +736,6 @@ class Local(Layer):
 # -- parsed by darknet, refused here --------------------------------------------------------------
 _REFUSED_WHY = {
     "detection": "YOLOv1 [detection] heads are not supported",
-    "gaussian_yolo": "[Gaussian_yolo] heads are not supported",
     "contrastive": "[contrastive] is a training-only loss layer",
     # YOLOR's own sections (WongKinYiu/yolor); AlexeyAB darknet has [implicit] instead
     **{k: f"[{k}] is YOLOR's, not a darknet section (darknet has [implicit])" for k in

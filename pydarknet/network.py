@@ -13,8 +13,8 @@ from . import postprocess, threads
 from .cfg import Section, read_cfg
 from .errors import CfgError, DarknetError
 from .layers import (
-    HEADS, LAYERS, TRAINING_KEYS, Convolutional, Ctx, Layer, MaxPool, Region, Route, Shape,
-    Shortcut, Upsample, Yolo,
+    HEADS, LAYERS, TRAINING_KEYS, Convolutional, Ctx, GaussianYolo, Layer, MaxPool, Region,
+    Route, Shape, Shortcut, Upsample, Yolo,
 )  # fmt: skip
 from .weights import Header, WeightsReader, write_weights
 
@@ -571,7 +571,13 @@ class Network:
         boxes, objs, probs = [], [], []
         for i, raw in zip(self.heads, outs):
             layer = self.layers[i]
-            if isinstance(layer, Yolo):
+            gaussian = isinstance(layer, GaussianYolo)
+            if gaussian:
+                b, o, p = postprocess.decode_gaussian_yolo(
+                    raw, layer.anchors, layer.mask, layer.classes, layer.scale_x_y,
+                    layer.yolo_point, net_w, net_h, thresh,
+                )  # fmt: skip
+            elif isinstance(layer, Yolo):
                 b, o, p = postprocess.decode_yolo(
                     raw, layer.anchors, layer.mask, layer.classes, layer.scale_x_y,
                     layer.new_coords, net_w, net_h, thresh,
@@ -584,7 +590,8 @@ class Network:
                 )  # fmt: skip
             if flipped:
                 b[:, 0] = np.float32(1) - b[:, 0]
-            boxes.append(postprocess.correct_boxes(b, im_w, im_h, net_w, net_h, letterbox))
+            boxes.append(postprocess.correct_boxes(b, im_w, im_h, net_w, net_h, letterbox,
+                                                   gaussian))  # fmt: skip
             objs.append(o)
             probs.append(p)
         classes = self.layers[self.heads[-1]].classes

@@ -166,6 +166,67 @@ def decode_yolo(
     return boxes, obj, probs
 
 
+def decode_gaussian_yolo(
+    raw: np.ndarray,
+    anchors,
+    mask: Sequence[int],
+    classes: int,
+    scale_x_y: float,
+    yolo_point: str,
+    net_w: int,
+    net_h: int,
+    thresh: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidates of one [Gaussian_yolo] head for one image (gaussian_yolo_layer.c), as
+    decode_yolo's: boxes (M, 4) xywh relative to the network input, objectness (M,), probs
+    (M, classes), cell-major then anchor, objectness > thresh.
+
+    raw: (len(mask)*(9+classes), h, w), per anchor the entries x, sx, y, sy, w, sw, h, sh,
+    objectness, classes (s = the uncertainty of the coordinate before it).
+    forward_gaussian_yolo_layer: logistic on every entry but w and h, then x and y scaled by
+    scale_x_y. get_gaussian_yolo_detections: prob = objectness * class * (1 - uc_aver) with
+    uc_aver = (sx + sy + sw + sh) / 4, kept if > thresh. yolo_point left_top / right_bottom:
+    (x, y) is that corner of the box, so the centre is half the box size away.
+    """
+    n = len(mask)
+    c, lh, lw = raw.shape
+    if c != n * (9 + classes):
+        raise ValueError(f"[Gaussian_yolo] map has {c} channels, expected {n}*(9+{classes})")
+    biases = np.asarray(anchors, _F).reshape(-1)
+    x = np.asarray(raw, dtype=_F).reshape(n, 9 + classes, lh * lw)
+    objectness = logistic(x[:, 8])  # (n, h*w)
+    t = _F(thresh)
+    cell, a = np.nonzero(objectness.T > t)  # cell-major, then anchor
+    e = x[a, :, cell]  # (M, 9+classes), a copy
+    obj = objectness[a, cell]
+    squashed = np.r_[0, 1, 2, 3, 5, 7, 9 : 9 + classes]  # all but w (4) and h (6); 8 is obj
+    e[:, squashed] = logistic(e[:, squashed])
+    alpha = _F(scale_x_y)
+    beta = _F(-0.5 * float(alpha - _F(1)))
+    e[:, [0, 2]] = e[:, [0, 2]] * alpha + beta
+
+    mask_a = np.asarray(mask, np.intp)[a]
+    boxes = np.empty((len(cell), 4), _F)
+    boxes[:, 2] = _exp_box(e[:, 4], biases[2 * mask_a], net_w)
+    boxes[:, 3] = _exp_box(e[:, 6], biases[2 * mask_a + 1], net_h)
+    # get_gaussian_yolo_box: (i + x)/lw in float, then +- b.w/2 for a corner point
+    boxes[:, 0] = ((cell % lw).astype(_F) + e[:, 0]) / _F(lw)
+    boxes[:, 1] = ((cell // lw).astype(_F) + e[:, 2]) / _F(lh)
+    if yolo_point != "center":
+        sign = _F(1) if yolo_point == "left_top" else _F(-1)
+        boxes[:, 0] += sign * (boxes[:, 2] / _F(2))
+        boxes[:, 1] += sign * (boxes[:, 3] / _F(2))
+
+    # uc_aver: a float sum / 4.0 (double), stored as float; prob = (obj*class, a float)
+    # * (1.0 - uc_aver) in double, stored as float
+    total = ((e[:, 1] + e[:, 3]) + e[:, 5]) + e[:, 7]
+    uc_aver = (total.astype(_D) / 4.0).astype(_F)
+    probs = ((obj[:, None] * e[:, 9:]).astype(_D) * (1.0 - uc_aver.astype(_D))[:, None])
+    probs = probs.astype(_F)
+    probs[~(probs > t)] = 0
+    return boxes, obj, probs
+
+
 def _softmax_rows(x: np.ndarray) -> np.ndarray:
     """blas.c softmax(temp=1) on the last axis: exp in double, float sum in class order."""
     largest = x.max(axis=-1, keepdims=True)
@@ -224,12 +285,15 @@ def decode_region(
 
 
 def correct_boxes(
-    boxes: np.ndarray, im_w: int, im_h: int, net_w: int, net_h: int, letterbox: bool
+    boxes: np.ndarray, im_w: int, im_h: int, net_w: int, net_h: int, letterbox: bool,
+    gaussian: bool = False,
 ) -> np.ndarray:
     """Network-relative boxes -> image-relative boxes (yolo_layer.c correct_yolo_boxes, relative=1).
 
     Without letterbox this is the identity. With it, the image occupies new_w x new_h of the
-    network input (integer sizes, as letterbox_image made them), centred.
+    network input (integer sizes, as letterbox_image made them), centred. gaussian: the
+    boxes of a [Gaussian_yolo] head, whose correct_gaussian_yolo_boxes scales w and h by
+    netw/new_w where correct_yolo_boxes takes 1/(new_w/netw) (float roundings differ).
     """
     if letterbox:
         if _F(net_w) / _F(im_w) < _F(net_h) / _F(im_h):
@@ -244,6 +308,10 @@ def correct_boxes(
     # b.x = (b.x - deltaw/2./netw) / ratiow: the shift is double, so the whole line is
     b[:, 0] = ((b[:, 0].astype(_D) - _D(deltaw) / 2.0 / net_w) / _D(ratiow)).astype(_F)
     b[:, 1] = ((b[:, 1].astype(_D) - _D(deltah) / 2.0 / net_h) / _D(ratioh)).astype(_F)
+    if gaussian:  # b.w *= (float)netw/new_w
+        b[:, 2] *= _F(net_w) / _F(new_w)
+        b[:, 3] *= _F(net_h) / _F(new_h)
+        return b
     # b.w *= 1/ratiow: a float reciprocal, then a float multiply
     b[:, 2] *= _F(1) / ratiow
     b[:, 3] *= _F(1) / ratioh

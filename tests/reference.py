@@ -129,6 +129,89 @@ def decode_yolo(raw, anchors, mask, classes, scale_x_y, new_coords, net_w, net_h
     )
 
 
+def decode_gaussian_yolo(raw, anchors, mask, classes, scale_x_y, yolo_point, net_w, net_h,
+                         thresh):  # fmt: skip
+    """forward_gaussian_yolo_layer + get_gaussian_yolo_detections (+ get_gaussian_yolo_box)
+    over a flat l.output."""
+    n = len(mask)
+    _, lh, lw = raw.shape
+    biases = [_f32(v) for v in _np.asarray(anchors, _f32).reshape(-1)]
+    out = _np.array(raw, _f32).reshape(-1)
+    stride = lw * lh
+
+    def entry(a, e, loc):  # entry_gaussian_index for batch 0
+        return a * lw * lh * (8 + classes + 1) + e * lw * lh + loc
+
+    def logistic_span(start, count):  # activate_array(l.output + start, count, LOGISTIC)
+        for k in range(start, start + count):
+            out[k] = _pp_logistic(out[k])
+
+    alpha = _f32(scale_x_y)
+    beta = _f32(-0.5 * float(alpha - 1))
+    for a in range(n):
+        for first in (0, 2):  # x (and y): mu and sigma squashed, mu scaled
+            index = entry(a, first, 0)
+            logistic_span(index, 2 * stride)
+            for k in range(index, index + stride):
+                out[k] = out[k] * alpha + beta
+        logistic_span(entry(a, 5, 0), stride)
+        logistic_span(entry(a, 7, 0), stride)
+        logistic_span(entry(a, 8, 0), (1 + classes) * stride)
+    t = _f32(thresh)
+    boxes, objs, probs = [], [], []
+    for i in range(lw * lh):
+        row, col = i // lw, i % lw
+        for a in range(n):
+            obj = out[entry(a, 8, i)]
+            if obj <= t:
+                continue
+            if not obj > t:
+                continue
+            b = entry(a, 0, i)
+            bw = _pp_exp_times(out[b + 4 * stride], biases[2 * mask[a]], net_w)
+            bh = _pp_exp_times(out[b + 6 * stride], biases[2 * mask[a] + 1], net_h)
+            x = (_f32(col) + out[b]) / _f32(lw)
+            y = (_f32(row) + out[b + 2 * stride]) / _f32(lh)
+            if yolo_point == "left_top":
+                x = (_f32(col) + out[b]) / _f32(lw) + bw / _f32(2)
+                y = (_f32(row) + out[b + 2 * stride]) / _f32(lh) + bh / _f32(2)
+            elif yolo_point == "right_bottom":
+                x = (_f32(col) + out[b]) / _f32(lw) - bw / _f32(2)
+                y = (_f32(row) + out[b + 2 * stride]) / _f32(lh) - bh / _f32(2)
+            boxes.append([x, y, bw, bh])
+            objs.append(obj)
+            uc = [out[entry(a, e, i)] for e in (1, 3, 5, 7)]
+            row_p = []
+            for j in range(classes):
+                uc_aver = _f32(float(uc[0] + uc[1] + uc[2] + uc[3]) / 4.0)
+                p = _f32(float(obj * out[entry(a, 9 + j, i)]) * (1.0 - float(uc_aver)))
+                row_p.append(p if p > t else _f32(0))
+            probs.append(row_p)
+    return (
+        _np.array(boxes, _f32).reshape(-1, 4),
+        _np.array(objs, _f32),
+        _np.array(probs, _f32).reshape(-1, classes),
+    )
+
+
+def correct_gaussian_yolo_boxes(boxes, w, h, netw, neth, letter):
+    """gaussian_yolo_layer.c correct_gaussian_yolo_boxes with relative=1, one box at a time."""
+    if letter:
+        if (_f32(netw) / _f32(w)) < (_f32(neth) / _f32(h)):
+            new_w, new_h = netw, (h * netw) // w
+        else:
+            new_h, new_w = neth, (w * neth) // h
+    else:
+        new_w, new_h = netw, neth
+    out = _np.array(boxes, _f32, copy=True)
+    for b in out:
+        b[0] = _f32((float(b[0]) - (netw - new_w) / 2.0 / netw) / float(_f32(new_w) / _f32(netw)))
+        b[1] = _f32((float(b[1]) - (neth - new_h) / 2.0 / neth) / float(_f32(new_h) / _f32(neth)))
+        b[2] = b[2] * (_f32(netw) / _f32(new_w))
+        b[3] = b[3] * (_f32(neth) / _f32(new_h))
+    return out
+
+
 def decode_region(raw, anchors, classes, coords, num, softmax, net_w, net_h, thresh,
                   hier_thresh=0.5):  # fmt: skip
     """AlexeyAB forward_region_layer (flatten, logistic, softmax) + get_region_boxes."""

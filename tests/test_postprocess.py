@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import pydarknet
 from pydarknet import postprocess
 from pydarknet.errors import DarknetError
 from pydarknet.postprocess import Detection
@@ -63,6 +64,32 @@ def test_decode_yolo_drops_nan_objectness():
     assert len(obj) == 3 and not np.isnan(obj).any()
 
 
+@pytest.mark.parametrize("yolo_point", ["center", "left_top", "right_bottom"])
+@pytest.mark.parametrize("scale_x_y", [1.0, 1.1])
+def test_decode_gaussian_yolo_matches_darknet_loops(yolo_point, scale_x_y):
+    rng = np.random.default_rng(len(yolo_point) + int(scale_x_y * 10))
+    n, classes, h, w = 3, 4, 5, 7
+    raw = rng.normal(0, 2, (n * (9 + classes), h, w)).astype(F)
+    args = (ANCHORS, [0, 2, 5], classes, scale_x_y, yolo_point, 416, 320, 0.2)
+    got = postprocess.decode_gaussian_yolo(raw, *args)
+    _assert_same(got, reference.decode_gaussian_yolo(raw, *args))
+    boxes, obj, probs = got
+    assert len(boxes) > 10 and probs.shape == (len(obj), classes)
+    assert np.all(obj > F(0.2)) and (probs > 0).any() and np.all((probs == 0) | (probs > F(0.2)))
+
+
+def test_gaussian_uncertainty_lowers_class_probability():
+    raw = np.zeros((1 * (9 + 1), 1, 1), F)  # one anchor, one class, one cell
+    raw[8] = raw[9] = 10.0  # objectness and class ~1
+    certain, unsure = raw.copy(), raw.copy()
+    certain[[1, 3, 5, 7]] = -10.0  # sigmas ~0
+    unsure[[1, 3, 5, 7]] = 0.0  # sigmas 0.5: prob halves
+    args = ([10, 10], [0], 1, 1.0, "center", 32, 32, 0.1)
+    p_certain = postprocess.decode_gaussian_yolo(certain, *args)[2][0, 0]
+    p_unsure = postprocess.decode_gaussian_yolo(unsure, *args)[2][0, 0]
+    assert p_certain > 0.99 and abs(p_unsure - 0.5) < 1e-3
+
+
 @pytest.mark.parametrize("softmax", [True, False])
 def test_decode_region_matches_darknet_loops(softmax):
     rng = np.random.default_rng(7)
@@ -99,6 +126,16 @@ def test_correct_boxes_matches_darknet_loop(im_w, im_h, net_w, net_h):
     for letterbox in (True, False):
         got = postprocess.correct_boxes(boxes, im_w, im_h, net_w, net_h, letterbox)
         want = reference.correct_yolo_boxes(boxes, im_w, im_h, net_w, net_h, letterbox)
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("im_w, im_h", [(773, 431), (431, 773), (97, 89), (5, 3)])
+@pytest.mark.parametrize("net_w, net_h", [(416, 416), (608, 352)])
+def test_correct_boxes_of_gaussian_heads_match_darknet_loop(im_w, im_h, net_w, net_h):
+    boxes = np.random.default_rng(im_h + net_w).random((30, 4), F)
+    for letterbox in (True, False):
+        got = postprocess.correct_boxes(boxes, im_w, im_h, net_w, net_h, letterbox, gaussian=True)
+        want = reference.correct_gaussian_yolo_boxes(boxes, im_w, im_h, net_w, net_h, letterbox)
         np.testing.assert_array_equal(got, want)
 
 
@@ -281,3 +318,86 @@ def test_to_darknet_json_schema_and_its_0005_floor():
             "confidence": 0.123457}]},
         {"frame_id": 2, "filename": "x.jpg", "objects": []},
     ]  # fmt: skip
+
+
+# -- a [Gaussian_yolo] network, end to end ------------------------------------------------------
+GAUSSIAN_CFG = """[net]
+width=32
+height=32
+channels=3
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+filters={filters}
+size=1
+stride=1
+activation=linear
+
+[Gaussian_yolo]
+mask=1,2
+anchors=10,14, 23,27, 37,58
+classes=3
+num=3
+scale_x_y=1.05
+yolo_point={point}
+nms_kind=diounms
+beta_nms=0.6
+uc_normalizer=1.0
+iou_loss=giou
+"""
+
+
+def _gaussian_net(tmp_path, point="left_top", filters=24, extra=""):
+    from pydarknet.weights import write_weights
+
+    cfg = tmp_path / "g.cfg"
+    cfg.write_text(GAUSSIAN_CFG.format(filters=filters, point=point) + extra)
+    net = pydarknet.Network(cfg)
+    write_weights(tmp_path / "g.weights", net.random_weights(5))
+    net.load_weights(tmp_path / "g.weights")
+    return net
+
+
+@pytest.mark.parametrize("point", ["center", "left_top", "right_bottom"])
+def test_gaussian_yolo_network_decodes_as_darknet(tmp_path, point):
+    net = _gaussian_net(tmp_path, point)
+    assert net.heads == [3] and net.layers[3].yolo_point == point
+    row = net.layers[3].describe((24, 16, 16), (24, 16, 16))
+    assert row.startswith("Gaussian_yolo ") and row.endswith("16 x  16 x  24")
+    x = np.random.default_rng(1).random((1, 3, 32, 32), F)
+    raw = net.forward(x)[0][0]
+    assert raw.shape == (24, 16, 16)  # the identity: the map fed into the head
+    for letterbox in (False, True):
+        boxes, obj, probs = net.candidates([raw], 50, 30, 0.3, letterbox)
+        want = reference.decode_gaussian_yolo(raw, [10, 14, 23, 27, 37, 58], [1, 2], 3, 1.05,
+                                              point, 32, 32, 0.3)  # fmt: skip
+        assert len(want[0]) > 5
+        np.testing.assert_array_equal(obj, want[1])
+        np.testing.assert_array_equal(probs, want[2])
+        np.testing.assert_array_equal(
+            boxes, reference.correct_gaussian_yolo_boxes(want[0], 50, 30, 32, 32, letterbox))
+    img = (np.random.default_rng(2).random((30, 50, 3)) * 255).astype(np.uint8)
+    dets = net.detect(img, thresh=0.05, nms=0.45)
+    assert dets and all(0 <= d.class_id < 3 and d.confidence > 0.05 for d in dets)
+
+
+def test_gaussian_yolo_cfg_errors(tmp_path):
+    with pytest.raises(pydarknet.CfgError, match=r"g\.cfg:\d+: \[gaussian_yolo\] classes=3: "
+                       r".*len\(mask\)\*\(classes\+9\) = 2\*\(3\+9\) = 24"):
+        _gaussian_net(tmp_path, filters=16)
+    with pytest.raises(pydarknet.CfgError, match=r"yolo_point=middle: expected center"):
+        _gaussian_net(tmp_path, point="middle")
+    # parse_gaussian_yolo reads no new_coords: darknet reports it unused, and so do we
+    with pytest.warns(UserWarning, match=r"new_coords=1: unused option"):
+        _gaussian_net(tmp_path, extra="new_coords=1\n")
