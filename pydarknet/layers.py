@@ -1148,6 +1148,59 @@ class Region(Layer):
 
 
 @dataclass
+class DetectionHead(Layer):
+    """[detection]: YOLOv1's head (detection_layer.c) on a flat input: the classes of every
+    cell, then the scales (objectness) of every cell x box, then their coords. Forward is the
+    identity, decoding is postprocess.decode_detection."""
+
+    PASSTHROUGH = True
+    KIND = "detection"
+
+    section: Section
+    classes: int
+    coords: int
+    num: int
+    side: int
+    softmax: bool
+    sqrt: bool
+    inputs: list[int] = field(default_factory=list)
+
+    IGNORED = frozenset(
+        """jitter rescore object_scale noobject_scale class_scale coord_scale forced random
+        reorg max resize""".split()
+    )
+
+    @classmethod
+    def from_cfg(cls, s: Section, ctx: Ctx) -> DetectionHead:
+        classes = s.get_int("classes", 1)
+        coords = s.get_int("coords", 1)
+        num = s.get_int("num", 1)
+        side = s.get_int("side", 7)
+        softmax = bool(s.get_int("softmax", 0))
+        sqrt = bool(s.get_int("sqrt", 0))
+        if coords != 4:
+            raise s.error("coords", "only coords=4 (x, y, w, h) is supported")
+        if num < 1 or side < 1 or classes < 1:
+            raise s.error(None, "classes, num and side must be >= 1")
+        need = side * side * ((1 + coords) * num + classes)
+        got = ctx.prev[0] * ctx.prev[1] * ctx.prev[2]
+        if got != need:
+            raise s.error(
+                "side",
+                f"the previous layer gives {got} values but [detection] needs "
+                f"side*side*((1+coords)*num+classes) = {side}*{side}*((1+{coords})*{num}"
+                f"+{classes}) = {need}; set output= of the [connected] before it to match",
+            )
+        return cls(s, classes, coords, num, side, softmax, sqrt)
+
+    def infer(self, shapes: list[Shape], prev: Shape) -> Shape:
+        return prev
+
+    def forward(self, x, outputs, out, ws):
+        return x
+
+
+@dataclass
 class Dropout(Layer):
     """[dropout]: the identity at inference (dropout_layer.c)."""
 
@@ -1171,7 +1224,8 @@ class Dropout(Layer):
 LAYERS = {
     "convolutional": Convolutional, "conv": Convolutional, "maxpool": MaxPool, "max": MaxPool,
     "route": Route, "shortcut": Shortcut, "upsample": Upsample, "reorg": Reorg,
-    "yolo": Yolo, "gaussian_yolo": GaussianYolo, "region": Region, "dropout": Dropout,
+    "yolo": Yolo, "gaussian_yolo": GaussianYolo, "region": Region, "detection": DetectionHead,
+    "dropout": Dropout,
 }  # fmt: skip
 
 # The rest of darknet's vocabulary lives in layers_more.py, which builds on the classes above.
@@ -1180,4 +1234,4 @@ from .layers_more import MORE_LAYERS  # noqa: E402
 LAYERS.update(MORE_LAYERS)
 
 # Output heads: forward(x) returns the raw map fed into each of these, in cfg order.
-HEADS = (Yolo, Region)  # GaussianYolo is a Yolo
+HEADS = (Yolo, Region, DetectionHead)  # GaussianYolo is a Yolo

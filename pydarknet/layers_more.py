@@ -697,6 +697,12 @@ class Local(Layer):
         return layer
 
     @property
+    def stride_x(self) -> int:  # the layer table's "size x size/ stride" column
+        return self.stride
+
+    stride_y = stride_x
+
+    @property
     def fan_in(self) -> int:
         return self.c * self.size * self.size
 
@@ -735,7 +741,6 @@ class Local(Layer):
 
 # -- parsed by darknet, refused here --------------------------------------------------------------
 _REFUSED_WHY = {
-    "detection": "YOLOv1 [detection] heads are not supported",
     "contrastive": "[contrastive] is a training-only loss layer",
     # YOLOR's own sections (WongKinYiu/yolor); AlexeyAB darknet has [implicit] instead
     **{k: f"[{k}] is YOLOR's, not a darknet section (darknet has [implicit])" for k in

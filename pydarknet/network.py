@@ -13,8 +13,8 @@ from . import postprocess, threads
 from .cfg import Section, read_cfg
 from .errors import CfgError, DarknetError
 from .layers import (
-    HEADS, LAYERS, TRAINING_KEYS, Convolutional, Ctx, GaussianYolo, Layer, MaxPool, Region,
-    Route, Shape, Shortcut, Upsample, Yolo,
+    HEADS, LAYERS, TRAINING_KEYS, Convolutional, Ctx, DetectionHead, GaussianYolo, Layer, MaxPool,
+    Region, Route, Shape, Shortcut, Upsample, Yolo,
 )  # fmt: skip
 from .weights import Header, WeightsReader, write_weights
 
@@ -581,6 +581,10 @@ class Network:
                 b, o, p = postprocess.decode_yolo(
                     raw, layer.anchors, layer.mask, layer.classes, layer.scale_x_y,
                     layer.new_coords, net_w, net_h, thresh,
+                )  # fmt: skip
+            elif isinstance(layer, DetectionHead):
+                b, o, p = postprocess.decode_detection(
+                    raw, layer.classes, layer.num, layer.side, layer.softmax, layer.sqrt, thresh,
                 )  # fmt: skip
             else:
                 assert isinstance(layer, Region)

@@ -284,6 +284,44 @@ def decode_region(
     return boxes, np.ones(len(v), _F), probs
 
 
+def decode_detection(
+    raw: np.ndarray,
+    classes: int,
+    num: int,
+    side: int,
+    softmax: bool,
+    sqrt: bool,
+    thresh: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boxes of a YOLOv1 [detection] head for one image (detection_layer.c), relative to the
+    network input: get_detection_detections(l, 1, 1, ...), as `darknet yolo test` calls it.
+
+    raw: the flat input, side*side*classes class scores (cell-major), then side*side*num
+    scales, then side*side*num boxes of 4. forward_detection_layer: softmax over each cell's
+    classes if softmax=1. Box (cell i, box n): x = (tx + col)/side, w = tw^2 if sqrt else tw
+    (pow() in double: tw*tw exactly, stored as float); prob = scale*class, kept if > thresh.
+    Every cell x box is kept, in (cell, box) order, with objectness = its scale.
+    """
+    cells = side * side
+    flat = np.asarray(raw, _F).reshape(-1)
+    if flat.size != cells * (5 * num + classes):
+        raise ValueError(f"[detection] input has {flat.size} values, expected "
+                         f"{side}*{side}*(5*{num}+{classes})")  # fmt: skip
+    cls = flat[: cells * classes].reshape(cells, classes)
+    if softmax:
+        cls = _softmax_rows(cls)
+    scale = flat[cells * classes : cells * (classes + num)].copy()  # (cell*num + n,)
+    coords = flat[cells * (classes + num) :].reshape(cells * num, 4)
+    cell = np.repeat(np.arange(cells), num)
+    boxes = np.empty((cells * num, 4), _F)
+    boxes[:, 0] = (coords[:, 0] + (cell % side).astype(_F)) / _F(side)
+    boxes[:, 1] = (coords[:, 1] + (cell // side).astype(_F)) / _F(side)
+    boxes[:, 2:] = coords[:, 2:] * coords[:, 2:] if sqrt else coords[:, 2:]
+    probs = scale[:, None] * cls[cell]
+    probs[~(probs > _F(thresh))] = 0
+    return boxes, scale, probs
+
+
 def correct_boxes(
     boxes: np.ndarray, im_w: int, im_h: int, net_w: int, net_h: int, letterbox: bool,
     gaussian: bool = False,

@@ -194,6 +194,52 @@ def decode_gaussian_yolo(raw, anchors, mask, classes, scale_x_y, yolo_point, net
     )
 
 
+def decode_detection(raw, classes, num, side, softmax, sqrt, thresh):
+    """forward_detection_layer (softmax) + get_detection_detections(l, 1, 1, thresh, dets)."""
+    out = _np.array(raw, _f32).reshape(-1)
+    locations = side * side
+    if softmax:
+        for i in range(locations):  # blas.c softmax(output + i*classes, classes, 1, ...)
+            base = i * classes
+            largest = -_np.finfo(_f32).max
+            for j in range(classes):
+                if out[base + j] > largest:
+                    largest = out[base + j]
+            total = _f32(0)
+            for j in range(classes):
+                e = _f32(_np.exp(_np.float64(out[base + j] - largest)))
+                total += e
+                out[base + j] = e
+            for j in range(classes):
+                out[base + j] = out[base + j] / total
+    t = _f32(thresh)
+    boxes, objs, probs = [], [], []
+    for i in range(locations):
+        row, col = i // side, i % side
+        for n in range(num):
+            p_index = locations * classes + i * num + n
+            scale = out[p_index]
+            b = locations * (classes + num) + (i * num + n) * 4
+            power = 2 if sqrt else 1
+            boxes.append([
+                (out[b + 0] + _f32(col)) / _f32(side) * _f32(1),
+                (out[b + 1] + _f32(row)) / _f32(side) * _f32(1),
+                _f32(float(out[b + 2]) ** power * 1.0),
+                _f32(float(out[b + 3]) ** power * 1.0),
+            ])
+            objs.append(scale)
+            row_p = []
+            for j in range(classes):
+                prob = scale * out[i * classes + j]
+                row_p.append(prob if prob > t else _f32(0))
+            probs.append(row_p)
+    return (
+        _np.array(boxes, _f32).reshape(-1, 4),
+        _np.array(objs, _f32),
+        _np.array(probs, _f32).reshape(-1, classes),
+    )
+
+
 def correct_gaussian_yolo_boxes(boxes, w, h, netw, neth, letter):
     """gaussian_yolo_layer.c correct_gaussian_yolo_boxes with relative=1, one box at a time."""
     if letter:

@@ -119,3 +119,17 @@ def test_info_size_option(capsys):
     assert capsys.readouterr().out.splitlines()[-2] == "Total BFLOPS 91.095"
     assert main(["info", str(CFG / "yolov4.cfg"), "--size", "512"]) == 1
     assert "expected WxH" in capsys.readouterr().err
+
+
+def test_local_and_detection_rows(tmp_path):
+    """YOLOv1's tail: [local] shows its window like a convolution, [detection] its flat input."""
+    cfg = tmp_path / "v1.cfg"
+    cfg.write_text("[net]\nwidth=8\nheight=8\nchannels=3\n\n[local]\nsize=3\nstride=1\npad=1\n"
+                   "filters=2\nactivation=leaky\n\n[connected]\noutput=13\nactivation=linear\n\n"
+                   "[detection]\nclasses=3\ncoords=4\nside=1\nnum=2\n")  # fmt: skip
+    net = pydarknet.Network(cfg)
+    shapes = net.infer_shapes(8, 8)
+    local = net.layers[0].describe((3, 8, 8), shapes[0])
+    assert re.search(r"^local\s+2\s+3 x 3/ 1\s+8 x   8 x   3 ->    8 x   8 x   2$", local)
+    head = net.layers[2].describe(shapes[1], shapes[2])
+    assert re.search(r"^detection\s+1 x   1 x  13 ->    1 x   1 x  13$", head)

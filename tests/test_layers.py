@@ -390,7 +390,6 @@ def test_cost_and_dropout_pass_the_previous_output(tmp_path):
     "body,match",
     [
         ("[lstm]\noutput=4\n", r"t\.cfg:6: \[lstm\] recurrent layers are not supported"),
-        ("[detection]\n", r"t\.cfg:6: \[detection\] YOLOv1"),
         ("[implicit_add]\nfilters=3\n", r"t\.cfg:6: \[implicit_add\] \[implicit_add\] is YOLOR's"),
         ("[softmax]\ntree=data/9k.tree\n", r"t\.cfg:7: \[softmax\] tree=data/9k.tree: softmax trees"),
         ("[softmax]\nspatial=1\n", r"t\.cfg:7: \[softmax\] spatial=1: spatial softmax"),

@@ -401,3 +401,80 @@ def test_gaussian_yolo_cfg_errors(tmp_path):
     # parse_gaussian_yolo reads no new_coords: darknet reports it unused, and so do we
     with pytest.warns(UserWarning, match=r"new_coords=1: unused option"):
         _gaussian_net(tmp_path, extra="new_coords=1\n")
+
+
+# -- a YOLOv1 [detection] network, end to end -------------------------------------------------
+@pytest.mark.parametrize("softmax", [True, False])
+@pytest.mark.parametrize("sqrt", [True, False])
+def test_decode_detection_matches_darknet_loops(softmax, sqrt):
+    side, num, classes = 3, 2, 4
+    raw = np.random.default_rng(5 + softmax + 2 * sqrt).normal(
+        0, 1, side * side * (5 * num + classes)).astype(F)  # fmt: skip
+    got = postprocess.decode_detection(raw, classes, num, side, softmax, sqrt, 0.1)
+    _assert_same(got, reference.decode_detection(raw, classes, num, side, softmax, sqrt, 0.1))
+    boxes, obj, probs = got
+    assert len(boxes) == side * side * num and (probs > 0).any() and (probs == 0).any()
+
+
+DETECTION_CFG = """[net]
+width=16
+height=16
+channels=3
+
+[convolutional]
+filters=4
+size=3
+stride=2
+pad=1
+activation=leaky
+
+[connected]
+output={output}
+activation=linear
+
+[detection]
+classes=3
+coords=4
+rescore=1
+side=2
+num=2
+softmax={softmax}
+sqrt=1
+jitter=.2
+object_scale=1
+noobject_scale=.5
+class_scale=1
+coord_scale=5
+"""
+
+
+@pytest.mark.parametrize("softmax", [0, 1])
+def test_detection_network_decodes_as_darknet(tmp_path, softmax):
+    from pydarknet.weights import write_weights
+
+    cfg = tmp_path / "v1.cfg"
+    cfg.write_text(DETECTION_CFG.format(output=2 * 2 * (5 * 2 + 3), softmax=softmax))
+    net = pydarknet.Network(cfg)
+    write_weights(tmp_path / "v1.weights", net.random_weights(2))
+    net.load_weights(tmp_path / "v1.weights")
+    assert net.heads == [2]
+    assert net.layers[2].describe((52, 1, 1), (52, 1, 1)).startswith("detection ")
+    x = np.random.default_rng(3).random((1, 3, 16, 16), F)
+    raw = net.forward(x)[0][0]
+    assert raw.shape == (52, 1, 1)
+    boxes, obj, probs = net.candidates([raw], 40, 30, 0.05, False)
+    _assert_same((boxes, obj, probs), reference.decode_detection(raw, 3, 2, 2, softmax, True, 0.05))
+    img = (np.random.default_rng(4).random((30, 40, 3)) * 255).astype(np.uint8)
+    dets = net.detect(img, thresh=0.0, nms=0.45)
+    assert dets and all(0 <= d.class_id < 3 for d in dets)
+
+
+def test_detection_cfg_errors(tmp_path):
+    cfg = tmp_path / "v1.cfg"
+    cfg.write_text(DETECTION_CFG.format(output=50, softmax=0))
+    with pytest.raises(pydarknet.CfgError, match=r"v1\.cfg:\d+: \[detection\] side=2: the "
+                       r"previous layer gives 50 values but \[detection\] needs .* = 52"):
+        pydarknet.Network(cfg)
+    cfg.write_text(DETECTION_CFG.format(output=52, softmax=0).replace("coords=4", "coords=2"))
+    with pytest.raises(pydarknet.CfgError, match=r"\[detection\] coords=2: only coords=4"):
+        pydarknet.Network(cfg)
