@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -80,7 +81,7 @@ class Section:
                 number = float(text)
             except ValueError:
                 raise self.error(key, f"{text!r} is not a number; expected an integer") from None
-            if number != int(number):
+            if not math.isfinite(number) or number != int(number):
                 raise self.error(key, f"{text!r} is not an integer")
             return int(number)
 

@@ -33,6 +33,13 @@ def test_integer_written_as_float_is_accepted_but_fraction_is_not():
         s.get_int("b")
 
 
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "1e400"])
+def test_integer_that_is_not_finite_is_an_error(text):
+    (s,) = parse_cfg_text(f"[x]\nsize={text}\n", "f.cfg")
+    with pytest.raises(CfgError, match=rf"f\.cfg:2: \[x\] size={text}: '{text}' is not an integer"):
+        s.get_int("size")
+
+
 @pytest.mark.parametrize(
     "text,match",
     [
