@@ -13,6 +13,7 @@ from .errors import CfgError
 
 # A value may carry a trailing inline comment ("filters=255#x"); darknet's atoi ignores it.
 _INLINE_COMMENT = re.compile(r"[#;].*$")
+_LEADING_INT = re.compile(r"[+-]?[0-9]+")  # what C's atoi() reads
 
 
 @dataclass
@@ -80,10 +81,26 @@ class Section:
             try:
                 number = float(text)
             except ValueError:
-                raise self.error(key, f"{text!r} is not a number; expected an integer") from None
+                return self._atoi_prefix(key, text)
             if not math.isfinite(number) or number != int(number):
                 raise self.error(key, f"{text!r} is not an integer")
             return int(number)
+
+    def _atoi_prefix(self, key: str, text: str) -> int:
+        """An integer followed by other characters (`layers = -6-1`, a typo for -6,-1): darknet's
+        atoi() reads the leading integer and ignores the rest, so the cfg runs in darknet; it
+        runs here too, with a warning. Text with no leading integer is an error: atoi would
+        silently read 0."""
+        lead = _LEADING_INT.match(text)
+        if lead is None:
+            raise self.error(key, f"{text!r} is not a number; expected an integer")
+        value = int(lead.group())
+        warnings.warn(
+            f"{self.path}:{self.where(key)}: [{self.kind}] {key}={self.options[key][0]}: "
+            f"{text!r} read as {value}, as darknet's atoi() reads it (the rest is ignored)",
+            stacklevel=4,
+        )
+        return value
 
     def _to_float(self, key: str, text: str) -> float:
         try:

@@ -178,7 +178,8 @@ class Detector:
 
     def finish(self, boxes: np.ndarray, objs: np.ndarray, probs: np.ndarray, im_w: int,
                im_h: int) -> list[Detection]:  # fmt: skip
-        """NMS (the last head's nms_kind, as test_detector) and one Detection per (box, class).
+        """NMS (the nms_kind of the cfg's last layer, as test_detector) and one Detection per
+        (box, class).
 
         Boxes are listed in the order darknet's dets array has after NMS (box.c), which is
         also the order of darknet's -out JSON and of `detector map`'s bookkeeping.

@@ -126,8 +126,12 @@ def _activation(s: Section, default: str) -> int:
             "path outputs 0)",
         )  # fmt: skip
     if name not in ACTIVATIONS:
+        hint = " (darknet would use relu)"
+        if name == "silu":  # PyTorch's name, in YOLOv7's own cfgs
+            hint = "; silu is darknet's swish (darknet itself would use relu)"
         raise s.error(
-            "activation", f"unknown activation; supported: {', '.join(sorted(ACTIVATIONS))}"
+            "activation",
+            f"unknown activation{hint}; supported: {', '.join(sorted(ACTIVATIONS))}",
         )
     return ACTIVATIONS[name]
 

@@ -610,6 +610,37 @@ class Empty(Layer):
 
 
 @dataclass
+class Contrastive(Layer):
+    """[contrastive]: a training loss on a [yolo] head's embeddings (softmax_layer.c
+    forward_contrastive_layer returns at once outside training, leaving its calloc'ed output
+    at 0). Here: zeros of the input's shape, which no layer reads."""
+
+    KIND = "contrastive"
+    section: Section
+    inputs: list[int] = field(default_factory=list)
+
+    IGNORED = frozenset(
+        "classes temperature cls_normalizer max_delta contrastive_neg_max".split()
+    )
+
+    @classmethod
+    def from_cfg(cls, s: Section, ctx: Ctx) -> Contrastive:
+        value = s.get_int("yolo_layer", 0)
+        # parse_contrastive: 0 (the default) points nowhere and darknet dereferences NULL
+        index = _layer_index(s, "yolo_layer", value, ctx) if value else -1
+        if index < 0 or ctx.sections[index + 1].kind != "yolo":
+            raise s.error("yolo_layer", "must point to a [yolo] layer, as darknet requires")
+        return cls(s)
+
+    def infer(self, shapes: list[Shape], prev: Shape) -> Shape:
+        return prev
+
+    def forward(self, x, outputs, out, ws):
+        out[...] = 0
+        return out
+
+
+@dataclass
 class Normalization(Layer):
     """[lrn] / [normalization]: local response normalisation across channels
     (normalization_layer.c), with darknet's running window: norms[0] sums channels
@@ -741,7 +772,6 @@ class Local(Layer):
 
 # -- parsed by darknet, refused here --------------------------------------------------------------
 _REFUSED_WHY = {
-    "contrastive": "[contrastive] is a training-only loss layer",
     # YOLOR's own sections (WongKinYiu/yolor); AlexeyAB darknet has [implicit] instead
     **{k: f"[{k}] is YOLOR's, not a darknet section (darknet has [implicit])" for k in
        ("implicit_add", "implicit_mul", "control_channels", "shift_channels")},
@@ -766,6 +796,6 @@ MORE_LAYERS = {
     "softmax": Softmax, "soft": Softmax, "connected": Connected, "conn": Connected,
     "batchnorm": BatchNorm, "implicit": Implicit, "activation": Activation,
     "empty": Empty, "silence": Empty, "cost": Empty, "lrn": Normalization,
-    "normalization": Normalization, "local": Local,
+    "normalization": Normalization, "local": Local, "contrastive": Contrastive,
     **{kind: Refused for kind in _REFUSED_WHY},
 }  # fmt: skip

@@ -41,7 +41,9 @@ NET_IGNORED = frozenset(
     try_fix_nan letter_box_train mosaic_bound contrastive contrastive_jit_flip unsupervised
     aspect min_crop max_crop loss_scale dynamic_minibatch optimized_memory workspace_size_limit_MB
     resize_step random_size max_chart_loss show_receptive_field max_epochs momentum_scale
-    ema_alpha use_cuda_graph inputs""".split()
+    ema_alpha use_cuda_graph inputs learning_rate_min sgdr_cycle sgdr_mult weights_reject_freq
+    equidistant_point badlabels_rejection_percentage num_sigmas_reject_badlabels adam B1 B2 eps
+    contrastive_color scale seq_scales""".split()
 )
 
 
@@ -61,7 +63,10 @@ class Network:
         self.channels = net.get_int("channels", 0)
         self.letter_box = bool(net.get_int("letter_box", 0))
         if self.width < 1 or self.height < 1 or self.channels < 1:
-            raise net.error(None, "width, height and channels must be set and positive")
+            why = "width, height and channels must be set and positive"
+            if net.has("inputs"):  # a recurrent or fully connected model on a flat input
+                why += "; a flat [net] inputs= (recurrent models) is not supported"
+            raise net.error(None, why)
         net.warn_unused(NET_IGNORED | TRAINING_KEYS)
 
         self.layers: list[Layer] = []
@@ -607,11 +612,12 @@ class Network:
                 np.concatenate(probs).astype(np.float32, copy=False))  # fmt: skip
 
     def finish(self, boxes, objs, probs, im_w, im_h, thresh, nms, names):
-        """NMS of the last head's nms_kind (test_detector), then one Detection per (box, class),
+        """NMS of the cfg's last layer's nms_kind (test_detector; default when that layer is not
+        a [yolo]), then one Detection per (box, class),
         listed in the order darknet's dets array has after NMS (its -out JSON order)."""
         probs = np.array(probs, np.float32)  # nms zeroes probs in place: keep the caller's
         if nms > 0 and len(boxes):
-            last = self.layers[self.heads[-1]]
+            last = self.layers[-1]  # test_detector: net.layers[net.n - 1], a head or not
             kind = getattr(last, "nms_kind", "default")
             beta = getattr(last, "beta_nms", 0.6)
             with threads.remembering_kernels(self.kernel_key(self.height, self.width), "nms"):

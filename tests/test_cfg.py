@@ -120,3 +120,13 @@ def test_route_groups_take_the_group_id_slice(tmp_path):
     net.output_layers = [0, 1]  # expose both layers' outputs through forward()
     conv_out, route_out = net.forward(x)
     np.testing.assert_array_equal(route_out, conv_out[:, 4:6])
+
+
+def test_integer_with_trailing_junk_is_read_like_atoi_with_a_warning():
+    # a real cfg has `layers = -6-1` (for -6,-1); darknet's atoi() builds route -6
+    (s,) = parse_cfg_text("[route]\nlayers = -6-1\n", "v.cfg")
+    with pytest.warns(UserWarning, match=r"v\.cfg:2: \[route\] layers=-6-1: '-6-1' read as -6"):
+        assert s.get_ints("layers") == [-6]
+    (s,) = parse_cfg_text("[route]\nlayers = x6\n", "v.cfg")
+    with pytest.raises(CfgError, match=r"v\.cfg:2: \[route\] layers=x6: 'x6' is not a number"):
+        s.get_ints("layers")  # atoi would read 0: an error, not a silent layer 0

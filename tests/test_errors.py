@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -193,3 +194,29 @@ def test_closed_stdout_pipe_is_quiet(tiny):
     err = proc.stderr.read().decode()
     assert proc.wait() in (0, 141)
     assert "Traceback" not in err, err
+
+
+def test_net_keys_darknet_reads_for_training_are_not_reported(tmp_path):
+    cfg = tmp_path / "t.cfg"
+    cfg.write_text(TINY.replace("channels=3", "channels=3\npolicy=sgdr\nsgdr_cycle=1000\n"
+                                "sgdr_mult=2\nlearning_rate_min=0.00001\nadam=1\nB1=0.9\nB2=0.999\n"
+                                "eps=0.000001\nscale=0.96\nseq_scales=1\n"))  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pydarknet.Network(cfg)
+
+
+def test_flat_net_input_says_what_is_missing(tmp_path):
+    cfg = tmp_path / "t.cfg"
+    cfg.write_text("[net]\ninputs=256\n\n[gru]\noutput=256\n")
+    with pytest.raises(pydarknet.CfgError, match=r"t\.cfg:1: \[net\] width, height and channels "
+                       r"must be set and positive; a flat \[net\] inputs= \(recurrent"):
+        pydarknet.Network(cfg)
+
+
+def test_silu_says_it_is_swish(tiny):
+    cfg = tiny[0]
+    cfg.write_text(TINY.replace("activation=leaky", "activation=silu"))
+    with pytest.raises(pydarknet.CfgError, match=r"activation=silu: unknown activation; silu is "
+                       r"darknet's swish"):
+        pydarknet.Network(cfg)

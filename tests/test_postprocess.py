@@ -478,3 +478,35 @@ def test_detection_cfg_errors(tmp_path):
     cfg.write_text(DETECTION_CFG.format(output=52, softmax=0).replace("coords=4", "coords=2"))
     with pytest.raises(pydarknet.CfgError, match=r"\[detection\] coords=2: only coords=4"):
         pydarknet.Network(cfg)
+
+
+# -- [contrastive], and the NMS kind of the cfg's last layer -----------------------------------
+def test_contrastive_runs_as_darknet_outside_training(tmp_path, monkeypatch):
+    from pydarknet.weights import write_weights
+
+    body = GAUSSIAN_CFG.format(filters=2 * (5 + 3), point="center")
+    body = body.replace("[Gaussian_yolo]", "[yolo]").replace("yolo_point=center\n", "")
+    body = body.replace("nms_kind=diounms", "nms_kind=greedynms")
+    kinds = []
+    real_nms = postprocess.nms
+    monkeypatch.setattr(postprocess, "nms", lambda *a: kinds.append(a[4]) or real_nms(*a))
+    img = (np.random.default_rng(2).random((30, 50, 3)) * 255).astype(np.uint8)
+    x = np.random.default_rng(1).random((1, 3, 32, 32), F)
+    for tail in ("", "\n[contrastive]\nclasses=3\nyolo_layer=-1\ntemperature=1\n"):
+        cfg = tmp_path / "c.cfg"
+        cfg.write_text(body + tail)
+        net = pydarknet.Network(cfg)
+        write_weights(tmp_path / "c.weights", net.random_weights(5))
+        net.load_weights(tmp_path / "c.weights")
+        assert net.heads == [3]
+        outs = net.forward(x)
+        net.detect(img, thresh=0.05)
+        if tail:
+            np.testing.assert_array_equal(outs[0], plain)
+        plain = outs[0]
+    # test_detector takes nms_kind from net.layers[net.n - 1]: the [contrastive] has none
+    assert kinds == ["greedynms", "default"]
+    cfg.write_text(body + "\n[contrastive]\nclasses=3\n")
+    with pytest.raises(pydarknet.CfgError,
+                       match=r"\[contrastive\] yolo_layer: must point to a \[yolo\]"):
+        pydarknet.Network(cfg)
