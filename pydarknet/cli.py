@@ -300,6 +300,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
     apply_heads(net, args.heads)
     if not net.heads:
         raise DarknetError(f"{args.cfg}: has no [yolo] or [region] layer; it is not a detector")
+    if net.channels not in (1, 3):
+        raise DarknetError(f"{args.cfg}: [net] channels={net.channels}: images go to networks "
+                           "of 1 (gray) or 3 (colour) channels")  # fmt: skip
     names = read_names(args.names, net.layers[net.heads[-1]].classes, args.cfg)
     letterbox = True if args.letterbox else None
     if args.dask:
@@ -672,7 +675,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     else:
         names = [str(i) for i in range(classes)]
     for path in paths:
-        img = image.load_image(path)
+        img = image.load_image(path, net.channels)
         t0 = time.perf_counter()
         top = net.classify(img, min(args.top, classes))
         ms = (time.perf_counter() - t0) * 1000

@@ -126,7 +126,11 @@ class Detector:
 
     def detect_file(self, path: str | os.PathLike) -> list[Detection]:
         """Detections in one image file (read with cv2.imread, as darknet does)."""
-        return self.detect(image.load_image(path))
+        return self.detect(self.load_image(path))
+
+    def load_image(self, path: str | os.PathLike) -> np.ndarray:
+        """An image file as this network takes it: BGR, or gray for a channels=1 network."""
+        return image.load_image(path, self.network.channels)
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
         """Detections for several images, run through the network as one batch."""

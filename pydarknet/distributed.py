@@ -50,13 +50,11 @@ def loaded_models() -> int:
 def detect_chunk(spec: tuple, start: int, paths: list[str], out_dir: str | None = None,
                  save_labels: bool = False) -> list[Result]:  # fmt: skip
     """Runs on a worker: detect in each path; an unreadable file becomes Result.error."""
-    from . import image
-
     det = _detector(spec)
     out = []
     for k, path in enumerate(paths):
         try:
-            img = image.load_image(path)
+            img = det.load_image(path)
             dets = det.detect(img)
         except DarknetError as e:
             out.append(Result(start + k, path, error=str(e)))

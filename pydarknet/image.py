@@ -23,8 +23,10 @@ if TYPE_CHECKING:
 _F = np.float32
 
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
-    """BGR uint8 (h, w, 3) via cv2.imread(IMREAD_COLOR), as darknet load_image_cv reads it.
+def load_image(path: str | os.PathLike, channels: int = 3) -> np.ndarray:
+    """BGR uint8 (h, w, 3) via cv2.imread(IMREAD_COLOR), or for a network of channels=1 gray
+    uint8 (h, w) via IMREAD_GRAYSCALE, as darknet load_image_cv(filename, net.c) reads it (a
+    JPEG decoded to gray differs from cvtColor of its colour decode in a few pixels).
 
     Darknet turns an unreadable file into a blank 10x10 image and carries on; we raise.
     """
@@ -37,14 +39,31 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageError(f"{path}: cannot read image (permission denied)")
     if p.stat().st_size == 0:
         raise ImageError(f"{path}: cannot read image (the file is empty)")
-    img = cv2.imread(str(p), cv2.IMREAD_COLOR)  # applies EXIF orientation, like darknet
+    flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
+    img = cv2.imread(str(p), flag)  # applies EXIF orientation, like darknet
     if img is None or img.size == 0:
         raise ImageError(f"{path}: cannot read image (OpenCV cannot decode it)")
     return img
 
 
+def to_channels(img: np.ndarray, channels: int) -> np.ndarray:
+    """An image for a network of `channels` inputs: BGR (h, w, 3) for 3, gray (h, w) for 1,
+    converted with cv2.cvtColor where it is the other kind."""
+    if channels == 3:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else img
+    if channels == 1:
+        if img.ndim == 3 and img.shape[2] == 1:
+            return img[:, :, 0]
+        return cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img
+    raise ImageError(f"images go to networks of 1 or 3 channels, this one has {channels}; "
+                     "call forward() with your own (N, C, H, W) input")  # fmt: skip
+
+
 def to_planar_rgb(bgr_u8: np.ndarray) -> np.ndarray:
-    """BGR uint8 (h, w, 3) -> RGB float32 (3, h, w) = x / 255.0f (image_opencv.cpp mat_to_image)."""
+    """BGR uint8 (h, w, 3) -> RGB float32 (3, h, w) = x / 255.0f (image_opencv.cpp mat_to_image);
+    gray uint8 (h, w) -> (1, h, w)."""
+    if bgr_u8.ndim == 2 and bgr_u8.dtype == np.uint8:
+        return (bgr_u8 / _F(255.0)).astype(_F)[None]
     if bgr_u8.ndim != 3 or bgr_u8.shape[2] != 3 or bgr_u8.dtype != np.uint8:
         raise ValueError(f"expected a BGR uint8 (h, w, 3) image, got {bgr_u8.dtype} {bgr_u8.shape}")
     out = np.empty((3, *bgr_u8.shape[:2]), _F)
@@ -133,9 +152,13 @@ def letterbox_image(im: np.ndarray, w: int, h: int) -> np.ndarray:
 def prepare(image_bgr_u8: np.ndarray, net_w: int, net_h: int, letterbox: bool) -> np.ndarray:
     """BGR uint8 image -> network input float32 (3, net_h, net_w) (detector.c test_detector):
     letterbox_image(to_planar_rgb(im)) or resize_image(to_planar_rgb(im)) bit for bit, in one
-    compiled pass (kernels.resize_bgr; 3x faster, no float copy of the whole image)."""
+    compiled pass (kernels.resize_bgr; 3x faster, no float copy of the whole image). A gray
+    uint8 (h, w) image gives (1, net_h, net_w), resized the same way."""
     from . import threads
 
+    if image_bgr_u8.ndim == 2 and image_bgr_u8.dtype == np.uint8:  # each plane alike
+        three = np.repeat(image_bgr_u8[:, :, None], 3, axis=2)
+        return np.ascontiguousarray(prepare(three, net_w, net_h, letterbox)[:1])
     if image_bgr_u8.ndim != 3 or image_bgr_u8.shape[2] != 3 or image_bgr_u8.dtype != np.uint8:
         raise ValueError(f"expected a BGR uint8 (h, w, 3) image, got {image_bgr_u8.dtype} "
                          f"{image_bgr_u8.shape}")  # fmt: skip
@@ -216,7 +239,10 @@ def draw_detections(
     One box per darknet box (detections sharing box_id), coloured by its best class and labelled
     with every class found in it; boxes are drawn in ascending confidence so the best is on top.
     """
-    out = np.array(image_bgr_u8, dtype=np.uint8, copy=True)
+    if image_bgr_u8.ndim == 2:  # a gray network's input: boxes in colour on it
+        out = cv2.cvtColor(np.asarray(image_bgr_u8, np.uint8), cv2.COLOR_GRAY2BGR)
+    else:
+        out = np.array(image_bgr_u8, dtype=np.uint8, copy=True)
     im_h, im_w = out.shape[:2]
     if not detections:
         return out

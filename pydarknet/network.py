@@ -513,7 +513,7 @@ class Network:
 
         if self.heads:
             raise DarknetError(f"{self.cfg_path}: has [yolo]/[region] heads; it is a detector")
-        im = image.to_planar_rgb(image_bgr)
+        im = image.to_planar_rgb(image.to_channels(image_bgr, self.channels))
         _, ih, iw = im.shape
         if iw < ih:  # resize_min
             w, h = self.width, ih * self.width // iw
@@ -536,8 +536,9 @@ class Network:
         preload of this model."""
         from . import image
 
+        im = image.to_channels(image_bgr, self.channels)
         with threads.remembering_kernels(self.kernel_key(self.height, self.width), "prepare"):
-            return image.prepare(image_bgr, width, height, letterbox)
+            return image.prepare(im, width, height, letterbox)
 
     def detect(
         self,

@@ -87,7 +87,7 @@ def prefetch(items: Iterable, depth: int = 2) -> Iterator:
 def _load(detector, index: int, path: str):
     """(index, path, image, prepared input, error): runs in the loader thread."""
     try:
-        img = image.load_image(path)
+        img = detector.load_image(path)
         return index, path, img, detector.prepare(img), None
     except DarknetError as e:
         return index, path, None, None, str(e)

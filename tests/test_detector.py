@@ -165,3 +165,36 @@ def test_bad_label_files(tmp_path):
     bad.write_text("7 0.5 0.5 0.2 0.2\n")
     with pytest.raises(DarknetError, match=r"bad\.txt:1: class id 7 is out of range for 4"):
         read_labels(bad, 4)
+
+
+def test_one_channel_network_reads_images_as_darknet(tmp_path, capsys):
+    """[net] channels=1: darknet's load_image_cv(path, 1) is imread(IMREAD_GRAYSCALE); a BGR
+    array given to detect() is converted with cvtColor; the CLI draws in colour on the gray."""
+    import cv2
+
+    from pydarknet.cli import main
+    from pydarknet.weights import write_weights
+
+    from .synthetic import MIRROR_CFG
+
+    cfg = tmp_path / "g.cfg"
+    cfg.write_text(MIRROR_CFG.replace("channels=3", "channels=1"))
+    net = pydarknet.Network(cfg)
+    write_weights(tmp_path / "g.weights", net.random_weights(1))
+    det = Detector(cfg, tmp_path / "g.weights", thresh=0.05)
+    path = tmp_path / "scene.png"
+    cv2.imwrite(str(path), scene(3))
+    from_file = det.detect_file(path)
+    assert from_file and sorted(map(key, from_file)) == sorted(
+        map(key, det.detect(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE))))
+    assert det.detect(scene(3))  # BGR in memory: converted to gray
+    out = tmp_path / "out"
+    assert main(["detect", str(cfg), str(path), "--weights", str(tmp_path / "g.weights"),
+                 "--thresh", "0.05", "--out-dir", str(out)]) == 0  # fmt: skip
+    assert "scene.png:" in capsys.readouterr().out
+    assert cv2.imread(str(out / "scene.jpg")).shape == (48, 64, 3)
+    cfg.write_text(MIRROR_CFG.replace("channels=3", "channels=4"))
+    write_weights(tmp_path / "g4.weights", pydarknet.Network(cfg).random_weights(1))
+    four = Detector(cfg, tmp_path / "g4.weights")
+    with pytest.raises(pydarknet.DarknetError, match="networks of 1 or 3 channels"):
+        four.detect(scene(3))

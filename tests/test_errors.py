@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import re
 import sys
 import warnings
 
@@ -220,3 +221,12 @@ def test_silu_says_it_is_swish(tiny):
     with pytest.raises(pydarknet.CfgError, match=r"activation=silu: unknown activation; silu is "
                        r"darknet's swish"):
         pydarknet.Network(cfg)
+
+
+def test_detect_names_a_network_images_cannot_feed(tiny, capsys):
+    cfg, weights, img = tiny
+    cfg.write_text(TINY.replace("channels=3", "channels=4"))
+    pydarknet.Network(cfg).save_random_weights(weights, 1)
+    msg = run(["detect", str(cfg), str(img), "--weights", str(weights)], capsys)
+    assert re.search(r"tiny\.cfg: \[net\] channels=4: images go to networks of 1 \(gray\) or 3",
+                     msg), msg  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -118,7 +119,35 @@ def test_prepare_takes_a_strided_view_and_refuses_other_images():
     with pytest.raises(ValueError, match="BGR uint8"):
         image.prepare(big.astype(np.float32), 16, 12, False)
     with pytest.raises(ValueError, match="BGR uint8"):
-        image.prepare(big[:, :, 0], 16, 12, False)
+        image.prepare(np.dstack([big, big[:, :, :1]]), 16, 12, False)  # BGRA
+
+
+@pytest.mark.parametrize("letterbox", [False, True])
+def test_prepare_gray_for_one_channel_networks(letterbox):
+    """A gray (h, w) image, as a channels=1 network gets it: the same resize on one plane."""
+    gray = np.random.default_rng(8).integers(0, 256, (30, 50), dtype=np.uint8)
+    out = image.prepare(gray, 32, 24, letterbox)
+    assert out.dtype == np.float32 and out.shape == (1, 24, 32) and out.flags.c_contiguous
+    twin = reference.letterbox_image if letterbox else reference.resize_image
+    np.testing.assert_array_equal(out, twin(image.to_planar_rgb(gray), 32, 24))
+
+
+def test_to_channels_and_gray_loading(tmp_path):
+    bgr = np.random.default_rng(9).integers(0, 256, (6, 7, 3), dtype=np.uint8)
+    path = tmp_path / "c.png"
+    image.save_image(path, bgr)
+    gray = image.load_image(path, channels=1)  # darknet: imread(IMREAD_GRAYSCALE) for net.c=1
+    assert gray.shape == (6, 7) and gray.dtype == np.uint8
+    np.testing.assert_array_equal(gray, cv2.imread(str(path), cv2.IMREAD_GRAYSCALE))
+    # cvtColor of the colour decode (what an in-memory BGR image gets) rounds differently
+    converted = image.to_channels(bgr, 1)
+    assert converted.shape == (6, 7) and np.abs(converted.astype(int) - gray).max() <= 2
+    assert image.to_channels(gray, 3).shape == (6, 7, 3)
+    assert image.to_channels(bgr, 3) is bgr and image.to_channels(gray, 1) is gray
+    with pytest.raises(ImageError, match="networks of 1 or 3 channels, this one has 4"):
+        image.to_channels(bgr, 4)
+    drawn = image.draw_detections(gray, [])
+    assert drawn.shape == (6, 7, 3)
 
 
 def test_load_image_reads_png(tmp_path):

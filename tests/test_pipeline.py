@@ -110,6 +110,7 @@ def test_loading_overlaps_inference(detector, images):
 
     class Slow:
         prepare = detector.prepare
+        load_image = detector.load_image
 
         def detect_prepared(self, inputs, sizes):
             first = not loaded[1].is_set() or not hasattr(self, "seen")
