@@ -121,7 +121,7 @@ class Detector:
         return self.detect(image_bgr)
 
     def detect(self, image_bgr: np.ndarray) -> list[Detection]:
-        """Detections in one BGR uint8 (h, w, 3) image."""
+        """Detections in one BGR uint8 (h, w, 3) image, or in the image file at a path."""
         return self.detect_batch([image_bgr])[0]
 
     def detect_file(self, path: str | os.PathLike) -> list[Detection]:
@@ -133,7 +133,9 @@ class Detector:
         return image.load_image(path, self.network.channels)
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
-        """Detections for several images, run through the network as one batch."""
+        """Detections for several images (arrays or file paths), run through the network as
+        one batch."""
+        images = [image.as_image(im, self.network.channels) for im in images]
         inputs = [self.prepare(im) for im in images]
         sizes = [(im.shape[1], im.shape[0]) for im in images]
         return self.detect_prepared(inputs, sizes)

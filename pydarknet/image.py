@@ -46,6 +46,17 @@ def load_image(path: str | os.PathLike, channels: int = 3) -> np.ndarray:
     return img
 
 
+def as_image(img, channels: int = 3) -> np.ndarray:
+    """An image array as given, or the file at a path (str or os.PathLike) read by
+    load_image; anything else is a ValueError naming what it got."""
+    if isinstance(img, (str, os.PathLike)):
+        return load_image(img, channels)
+    if not isinstance(img, np.ndarray):
+        raise ValueError(f"expected an image (a uint8 array or a file path), got "
+                         f"{type(img).__name__}")  # fmt: skip
+    return img
+
+
 def to_channels(img: np.ndarray, channels: int) -> np.ndarray:
     """An image for a network of `channels` inputs: BGR (h, w, 3) for 3, gray (h, w) for 1,
     converted with cv2.cvtColor where it is the other kind."""

@@ -513,7 +513,8 @@ class Network:
 
         if self.heads:
             raise DarknetError(f"{self.cfg_path}: has [yolo]/[region] heads; it is a detector")
-        im = image.to_planar_rgb(image.to_channels(image_bgr, self.channels))
+        im = image.as_image(image_bgr, self.channels)
+        im = image.to_planar_rgb(image.to_channels(im, self.channels))
         _, ih, iw = im.shape
         if iw < ih:  # resize_min
             w, h = self.width, ih * self.width // iw
@@ -549,7 +550,11 @@ class Network:
         names: list[str] | None = None,
         hier_thresh: float = 0.5,
     ) -> list[postprocess.Detection]:
-        """Detections in one BGR uint8 image, as `darknet detector test` finds them."""
+        """Detections in one BGR uint8 image (or image file), as `darknet detector test` finds
+        them."""
+        from . import image
+
+        image_bgr = image.as_image(image_bgr, self.channels)
         im_h, im_w = image_bgr.shape[:2]
         lb = self.letter_box if letterbox is None else letterbox
         x = self.prepare_image(image_bgr, self.width, self.height, lb)[None]

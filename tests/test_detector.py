@@ -198,3 +198,20 @@ def test_one_channel_network_reads_images_as_darknet(tmp_path, capsys):
     four = Detector(cfg, tmp_path / "g4.weights")
     with pytest.raises(pydarknet.DarknetError, match="networks of 1 or 3 channels"):
         four.detect(scene(3))
+
+
+def test_paths_are_images_too(detector, tmp_path):
+    """detect(), __call__, detect_batch() and Network.detect() take a file path as well."""
+    import cv2
+
+    path = tmp_path / "s.png"
+    cv2.imwrite(str(path), scene(5))
+    want = sorted(map(key, detector.detect_file(path)))
+    assert want and sorted(map(key, detector(str(path)))) == want
+    assert [sorted(map(key, x)) for x in detector.detect_batch([path, scene(5)])] == [want] * 2
+    net_dets = detector.network.detect(path, 0.25, 0.45, names=NAMES)
+    assert sorted(map(key, net_dets)) == want
+    with pytest.raises(ValueError, match="expected an image .* got int"):
+        detector(7)
+    with pytest.raises(pydarknet.DarknetError, match=r"nope\.png: cannot read image"):
+        detector(tmp_path / "nope.png")
