@@ -14,6 +14,7 @@ from .errors import CfgError
 # A value may carry a trailing inline comment ("filters=255#x"); darknet's atoi ignores it.
 _INLINE_COMMENT = re.compile(r"[#;].*$")
 _LEADING_INT = re.compile(r"[+-]?[0-9]+")  # what C's atoi() reads
+_LEADING_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")  # atof()
 
 
 @dataclass
@@ -106,7 +107,16 @@ class Section:
         try:
             return float(text)
         except ValueError:
-            raise self.error(key, f"{text!r} is not a number") from None
+            lead = _LEADING_FLOAT.match(text)
+            if lead is None:  # atof would read 0
+                raise self.error(key, f"{text!r} is not a number") from None
+        value = float(lead.group())
+        warnings.warn(
+            f"{self.path}:{self.where(key)}: [{self.kind}] {key}={self.options[key][0]}: "
+            f"{text!r} read as {value:g}, as darknet's atof() reads it (the rest is ignored)",
+            stacklevel=4,
+        )
+        return value
 
     # -- errors --------------------------------------------------------------------------------
     def where(self, key: str | None = None) -> int:

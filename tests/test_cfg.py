@@ -130,3 +130,13 @@ def test_integer_with_trailing_junk_is_read_like_atoi_with_a_warning():
     (s,) = parse_cfg_text("[route]\nlayers = x6\n", "v.cfg")
     with pytest.raises(CfgError, match=r"v\.cfg:2: \[route\] layers=x6: 'x6' is not a number"):
         s.get_ints("layers")  # atoi would read 0: an error, not a silent layer 0
+
+
+def test_float_with_trailing_junk_is_read_like_atof_with_a_warning():
+    (s,) = parse_cfg_text("[yolo]\nscale_x_y = 1.05x\nanchors = 10,14.5q\nignore = abc\n", "y.cfg")
+    with pytest.warns(UserWarning, match=r"y\.cfg:2: \[yolo\] scale_x_y=1\.05x: '1\.05x' read as 1\.05"):
+        assert s.get_float("scale_x_y") == 1.05
+    with pytest.warns(UserWarning, match=r"'14\.5q' read as 14\.5"):
+        assert s.get_floats("anchors") == [10, 14.5]
+    with pytest.raises(CfgError, match=r"y\.cfg:4: \[yolo\] ignore=abc: 'abc' is not a number"):
+        s.get_float("ignore")
