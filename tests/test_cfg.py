@@ -122,21 +122,25 @@ def test_route_groups_take_the_group_id_slice(tmp_path):
     np.testing.assert_array_equal(route_out, conv_out[:, 4:6])
 
 
-def test_integer_with_trailing_junk_is_read_like_atoi_with_a_warning():
-    # a real cfg has `layers = -6-1` (for -6,-1); darknet's atoi() builds route -6
-    (s,) = parse_cfg_text("[route]\nlayers = -6-1\n", "v.cfg")
-    with pytest.warns(UserWarning, match=r"v\.cfg:2: \[route\] layers=-6-1: '-6-1' read as -6"):
-        assert s.get_ints("layers") == [-6]
-    (s,) = parse_cfg_text("[route]\nlayers = x6\n", "v.cfg")
-    with pytest.raises(CfgError, match=r"v\.cfg:2: \[route\] layers=x6: 'x6' is not a number"):
-        s.get_ints("layers")  # atoi would read 0: an error, not a silent layer 0
+@pytest.mark.parametrize(
+    "text,darknet",
+    [("-6-1", -6), ("x6", 0)],  # a real cfg's `layers = -6-1`, a typo for -6,-1
+)  # fmt: skip
+def test_integer_with_trailing_text_is_an_error_saying_what_darknet_reads(text, darknet):
+    """Stricter than darknet's atoi (STYLE: a bad number is an error), and the message says
+    what darknet would build, so the user can write that or what was meant."""
+    (s,) = parse_cfg_text(f"[route]\nlayers = {text}\n", "v.cfg")
+    with pytest.raises(CfgError, match=rf"v\.cfg:2: \[route\] layers={text}: '{text}' is not a "
+                       rf"number; expected an integer \(darknet's atoi would read {darknet}\)"):
+        s.get_ints("layers")
 
 
-def test_float_with_trailing_junk_is_read_like_atof_with_a_warning():
+def test_float_with_trailing_text_is_an_error_saying_what_darknet_reads():
     (s,) = parse_cfg_text("[yolo]\nscale_x_y = 1.05x\nanchors = 10,14.5q\nignore = abc\n", "y.cfg")
-    with pytest.warns(UserWarning, match=r"y\.cfg:2: \[yolo\] scale_x_y=1\.05x: '1\.05x' read as 1\.05"):
-        assert s.get_float("scale_x_y") == 1.05
-    with pytest.warns(UserWarning, match=r"'14\.5q' read as 14\.5"):
-        assert s.get_floats("anchors") == [10, 14.5]
+    with pytest.raises(CfgError, match=r"y\.cfg:2: \[yolo\] scale_x_y=1\.05x: '1\.05x' is not "
+                       r"a number \(darknet's atof would read 1\.05\)"):
+        s.get_float("scale_x_y")
+    with pytest.raises(CfgError, match=r"'14\.5q' is not a number \(darknet's atof would read 14\.5"):
+        s.get_floats("anchors")
     with pytest.raises(CfgError, match=r"y\.cfg:4: \[yolo\] ignore=abc: 'abc' is not a number"):
         s.get_float("ignore")
