@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import kernels, threads
+from . import kernels, postprocess, threads
 from .cfg import Section
 from .errors import CfgError
 
@@ -1075,6 +1075,13 @@ class Yolo(Layer):
     def forward(self, x, outputs, out, ws):
         return x
 
+    GAUSSIAN_CORRECTION = False  # correct_boxes: correct_yolo_boxes' rounding
+
+    def decode(self, raw, net_w, net_h, thresh, hier_thresh):
+        """One image's (C, h, w) map -> candidate boxes, objectness, probs (postprocess.py)."""
+        return postprocess.decode_yolo(raw, self.anchors, self.mask, self.classes,
+                                       self.scale_x_y, self.new_coords, net_w, net_h, thresh)
+
 
 @dataclass
 class GaussianYolo(Yolo):
@@ -1100,6 +1107,13 @@ class GaussianYolo(Yolo):
     @staticmethod
     def _new_coords(s: Section) -> int:
         return 0  # parse_gaussian_yolo has no new_coords: a cfg's is an unused option
+
+    GAUSSIAN_CORRECTION = True  # correct_gaussian_yolo_boxes
+
+    def decode(self, raw, net_w, net_h, thresh, hier_thresh):
+        return postprocess.decode_gaussian_yolo(raw, self.anchors, self.mask, self.classes,
+                                                self.scale_x_y, self.yolo_point, net_w, net_h,
+                                                thresh)  # fmt: skip
 
 
 @dataclass
@@ -1149,6 +1163,12 @@ class Region(Layer):
 
     def forward(self, x, outputs, out, ws):
         return x
+
+    GAUSSIAN_CORRECTION = False
+
+    def decode(self, raw, net_w, net_h, thresh, hier_thresh):
+        return postprocess.decode_region(raw, self.anchors, self.classes, self.coords, self.num,
+                                         self.softmax, net_w, net_h, thresh, hier_thresh)
 
 
 @dataclass
@@ -1202,6 +1222,12 @@ class DetectionHead(Layer):
 
     def forward(self, x, outputs, out, ws):
         return x
+
+    GAUSSIAN_CORRECTION = False
+
+    def decode(self, raw, net_w, net_h, thresh, hier_thresh):
+        return postprocess.decode_detection(raw, self.classes, self.num, self.side,
+                                            self.softmax, self.sqrt, thresh)
 
 
 @dataclass

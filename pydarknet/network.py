@@ -13,8 +13,8 @@ from . import postprocess, threads
 from .cfg import Section, read_cfg
 from .errors import CfgError, DarknetError
 from .layers import (
-    HEADS, LAYERS, TRAINING_KEYS, Convolutional, Ctx, DetectionHead, GaussianYolo, Layer, MaxPool,
-    Region, Route, Shape, Shortcut, Upsample, Yolo,
+    HEADS, LAYERS, TRAINING_KEYS, Convolutional, Ctx, Layer, MaxPool, Route, Shape, Shortcut,
+    Upsample,
 )  # fmt: skip
 from .weights import Header, WeightsReader, write_weights
 
@@ -573,8 +573,8 @@ class Network:
                    net_h=None, flipped=False):  # fmt: skip
         """One image's head maps -> (boxes, objectness, probs), boxes relative to the image.
 
-        darknet's get_network_boxes, head by head in cfg order (yolo_layer.c
-        get_yolo_detections, region_layer.c, correct_yolo_boxes). flipped: the input was
+        darknet's get_network_boxes, head by head in cfg order (each head's decode(): yolo_layer.c
+        get_yolo_detections, region_layer.c, ...; then correct_yolo_boxes). flipped: the input was
         mirrored left-right, so box centres are mirrored back before the letterbox correction.
         """
         net_w = net_w or self.width
@@ -582,31 +582,11 @@ class Network:
         boxes, objs, probs = [], [], []
         for i, raw in zip(self.heads, outs):
             layer = self.layers[i]
-            gaussian = isinstance(layer, GaussianYolo)
-            if gaussian:
-                b, o, p = postprocess.decode_gaussian_yolo(
-                    raw, layer.anchors, layer.mask, layer.classes, layer.scale_x_y,
-                    layer.yolo_point, net_w, net_h, thresh,
-                )  # fmt: skip
-            elif isinstance(layer, Yolo):
-                b, o, p = postprocess.decode_yolo(
-                    raw, layer.anchors, layer.mask, layer.classes, layer.scale_x_y,
-                    layer.new_coords, net_w, net_h, thresh,
-                )  # fmt: skip
-            elif isinstance(layer, DetectionHead):
-                b, o, p = postprocess.decode_detection(
-                    raw, layer.classes, layer.num, layer.side, layer.softmax, layer.sqrt, thresh,
-                )  # fmt: skip
-            else:
-                assert isinstance(layer, Region)
-                b, o, p = postprocess.decode_region(
-                    raw, layer.anchors, layer.classes, layer.coords, layer.num, layer.softmax,
-                    net_w, net_h, thresh, hier_thresh,
-                )  # fmt: skip
+            b, o, p = layer.decode(raw, net_w, net_h, thresh, hier_thresh)
             if flipped:
                 b[:, 0] = np.float32(1) - b[:, 0]
             boxes.append(postprocess.correct_boxes(b, im_w, im_h, net_w, net_h, letterbox,
-                                                   gaussian))  # fmt: skip
+                                                   layer.GAUSSIAN_CORRECTION))  # fmt: skip
             objs.append(o)
             probs.append(p)
         classes = self.layers[self.heads[-1]].classes
