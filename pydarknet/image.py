@@ -74,7 +74,7 @@ def to_planar_rgb(bgr_u8: np.ndarray) -> np.ndarray:
     """BGR uint8 (h, w, 3) -> RGB float32 (3, h, w) = x / 255.0f (image_opencv.cpp mat_to_image);
     gray uint8 (h, w) -> (1, h, w)."""
     if bgr_u8.ndim == 2 and bgr_u8.dtype == np.uint8:
-        return (bgr_u8 / _F(255.0)).astype(_F)[None]
+        return (bgr_u8.astype(_F) / _F(255.0))[None]  # float32 / float32 under numpy 1.x too
     if bgr_u8.ndim != 3 or bgr_u8.shape[2] != 3 or bgr_u8.dtype != np.uint8:
         raise ValueError(f"expected a BGR uint8 (h, w, 3) image, got {bgr_u8.dtype} {bgr_u8.shape}")
     out = np.empty((3, *bgr_u8.shape[:2]), _F)
