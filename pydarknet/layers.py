@@ -1001,11 +1001,29 @@ class Reorg(Layer):
         return out
 
 
-@dataclass
-class Yolo(Layer):
-    """[yolo]: a detection head; forward is the identity, decoding is in postprocess.py."""
+class Head(Layer):
+    """A detection head: forward is the identity (Network.forward returns the map fed into it),
+    decode() turns one image's map into candidate boxes, objectness and class probabilities
+    relative to the network input (postprocess.py), in darknet's get_network_boxes order."""
 
     PASSTHROUGH = True
+    GAUSSIAN_CORRECTION = False  # correct_boxes: correct_yolo_boxes' rounding, not the Gaussian's
+    classes: int
+
+    def infer(self, shapes: list[Shape], prev: Shape) -> Shape:
+        return prev
+
+    def forward(self, x, outputs, out, ws):
+        return x
+
+    def decode(self, raw, net_w, net_h, thresh, hier_thresh):
+        raise NotImplementedError
+
+
+@dataclass
+class Yolo(Head):
+    """[yolo]: a detection head; forward is the identity, decoding is in postprocess.py."""
+
 
     section: Section
     mask: list[int]
@@ -1069,14 +1087,6 @@ class Yolo(Layer):
                 "set filters= of the [convolutional] before it to match",
             )
 
-    def infer(self, shapes: list[Shape], prev: Shape) -> Shape:
-        return prev
-
-    def forward(self, x, outputs, out, ws):
-        return x
-
-    GAUSSIAN_CORRECTION = False  # correct_boxes: correct_yolo_boxes' rounding
-
     def decode(self, raw, net_w, net_h, thresh, hier_thresh):
         """One image's (C, h, w) map -> candidate boxes, objectness, probs (postprocess.py)."""
         return postprocess.decode_yolo(raw, self.anchors, self.mask, self.classes,
@@ -1117,10 +1127,9 @@ class GaussianYolo(Yolo):
 
 
 @dataclass
-class Region(Layer):
+class Region(Head):
     """[region]: yolov2 head; forward is the identity, decoding in postprocess.py (region_layer.c)."""
 
-    PASSTHROUGH = True
 
     section: Section
     anchors: np.ndarray  # (num, 2) in grid cells
@@ -1158,26 +1167,17 @@ class Region(Layer):
         anchors_arr = np.array(anchors, np.float32).reshape(num, 2)
         return cls(s, anchors_arr, classes, coords, num, softmax)
 
-    def infer(self, shapes: list[Shape], prev: Shape) -> Shape:
-        return prev
-
-    def forward(self, x, outputs, out, ws):
-        return x
-
-    GAUSSIAN_CORRECTION = False
-
     def decode(self, raw, net_w, net_h, thresh, hier_thresh):
         return postprocess.decode_region(raw, self.anchors, self.classes, self.coords, self.num,
                                          self.softmax, net_w, net_h, thresh, hier_thresh)
 
 
 @dataclass
-class DetectionHead(Layer):
+class DetectionHead(Head):
     """[detection]: YOLOv1's head (detection_layer.c) on a flat input: the classes of every
     cell, then the scales (objectness) of every cell x box, then their coords. Forward is the
     identity, decoding is postprocess.decode_detection."""
 
-    PASSTHROUGH = True
     KIND = "detection"
 
     section: Section
@@ -1216,14 +1216,6 @@ class DetectionHead(Layer):
                 f"+{classes}) = {need}; set output= of the [connected] before it to match",
             )
         return cls(s, classes, coords, num, side, softmax, sqrt)
-
-    def infer(self, shapes: list[Shape], prev: Shape) -> Shape:
-        return prev
-
-    def forward(self, x, outputs, out, ws):
-        return x
-
-    GAUSSIAN_CORRECTION = False
 
     def decode(self, raw, net_w, net_h, thresh, hier_thresh):
         return postprocess.decode_detection(raw, self.classes, self.num, self.side,
@@ -1264,4 +1256,4 @@ from .layers_more import MORE_LAYERS  # noqa: E402
 LAYERS.update(MORE_LAYERS)
 
 # Output heads: forward(x) returns the raw map fed into each of these, in cfg order.
-HEADS = (Yolo, Region, DetectionHead)  # GaussianYolo is a Yolo
+HEADS = (Head,)  # Yolo (and GaussianYolo), Region, DetectionHead
