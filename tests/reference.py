@@ -76,6 +76,30 @@ def _pp_exp_times(t, anchor, size):
         return _f32(_np.exp(_np.float64(t)) * float(anchor) / float(size))
 
 
+def _pp_softmax(out, base, n):
+    """blas.c softmax(out + base, n, temp=1, ...) in place: exp in double, float sum in order."""
+    largest = -_np.finfo(_f32).max
+    for j in range(n):
+        if out[base + j] > largest:
+            largest = out[base + j]
+    total = _f32(0)
+    for j in range(n):
+        e = _f32(_np.exp(_np.float64(out[base + j] - largest)))
+        total += e
+        out[base + j] = e
+    for j in range(n):
+        out[base + j] = out[base + j] / total
+
+
+def _pp_letter_size(w, h, netw, neth, letter):
+    """The image's size inside the network input: correct_yolo_boxes' new_w, new_h."""
+    if not letter:
+        return netw, neth
+    if (_f32(netw) / _f32(w)) < (_f32(neth) / _f32(h)):
+        return netw, (h * netw) // w
+    return (w * neth) // h, neth
+
+
 def decode_yolo(raw, anchors, mask, classes, scale_x_y, new_coords, net_w, net_h, thresh):
     """forward_yolo_layer + get_yolo_detections (+ get_yolo_box) over a flat l.output."""
     n = len(mask)
@@ -163,9 +187,7 @@ def decode_gaussian_yolo(raw, anchors, mask, classes, scale_x_y, yolo_point, net
         row, col = i // lw, i % lw
         for a in range(n):
             obj = out[entry(a, 8, i)]
-            if obj <= t:
-                continue
-            if not obj > t:
+            if not obj > t:  # `objectness <= thresh` skips, and so does NaN
                 continue
             b = entry(a, 0, i)
             bw = _pp_exp_times(out[b + 4 * stride], biases[2 * mask[a]], net_w)
@@ -200,18 +222,7 @@ def decode_detection(raw, classes, num, side, softmax, sqrt, thresh):
     locations = side * side
     if softmax:
         for i in range(locations):  # blas.c softmax(output + i*classes, classes, 1, ...)
-            base = i * classes
-            largest = -_np.finfo(_f32).max
-            for j in range(classes):
-                if out[base + j] > largest:
-                    largest = out[base + j]
-            total = _f32(0)
-            for j in range(classes):
-                e = _f32(_np.exp(_np.float64(out[base + j] - largest)))
-                total += e
-                out[base + j] = e
-            for j in range(classes):
-                out[base + j] = out[base + j] / total
+            _pp_softmax(out, i * classes, classes)
     t = _f32(thresh)
     boxes, objs, probs = [], [], []
     for i in range(locations):
@@ -242,13 +253,7 @@ def decode_detection(raw, classes, num, side, softmax, sqrt, thresh):
 
 def correct_gaussian_yolo_boxes(boxes, w, h, netw, neth, letter):
     """gaussian_yolo_layer.c correct_gaussian_yolo_boxes with relative=1, one box at a time."""
-    if letter:
-        if (_f32(netw) / _f32(w)) < (_f32(neth) / _f32(h)):
-            new_w, new_h = netw, (h * netw) // w
-        else:
-            new_h, new_w = neth, (w * neth) // h
-    else:
-        new_w, new_h = netw, neth
+    new_w, new_h = _pp_letter_size(w, h, netw, neth, letter)
     out = _np.array(boxes, _f32, copy=True)
     for b in out:
         b[0] = _f32((float(b[0]) - (netw - new_w) / 2.0 / netw) / float(_f32(new_w) / _f32(netw)))
@@ -274,18 +279,7 @@ def decode_region(raw, anchors, classes, coords, num, softmax, net_w, net_h, thr
         out[size * i + 4] = _pp_logistic(out[size * i + 4])
     if softmax:
         for i in range(lh * lw * num):
-            base = size * i + 5
-            largest = -_np.finfo(_f32).max
-            for j in range(classes):
-                if out[base + j] > largest:
-                    largest = out[base + j]
-            total = _f32(0)
-            for j in range(classes):
-                e = _f32(_np.exp(_np.float64(out[base + j] - largest)))
-                total += e
-                out[base + j] = e
-            for j in range(classes):
-                out[base + j] = out[base + j] / total
+            _pp_softmax(out, size * i + 5, classes)
     t = _f32(thresh)
     boxes = _np.zeros((lw * lh * num, 4), _f32)
     probs = _np.zeros((lw * lh * num, classes), _f32)
@@ -309,13 +303,7 @@ def decode_region(raw, anchors, classes, coords, num, softmax, net_w, net_h, thr
 
 def correct_yolo_boxes(boxes, w, h, netw, neth, letter):
     """yolo_layer.c correct_yolo_boxes with relative=1, one box at a time."""
-    if letter:
-        if (_f32(netw) / _f32(w)) < (_f32(neth) / _f32(h)):
-            new_w, new_h = netw, (h * netw) // w
-        else:
-            new_h, new_w = neth, (w * neth) // h
-    else:
-        new_w, new_h = netw, neth
+    new_w, new_h = _pp_letter_size(w, h, netw, neth, letter)
     deltaw, deltah = _f32(netw - new_w), _f32(neth - new_h)
     ratiow, ratioh = _f32(new_w) / _f32(netw), _f32(new_h) / _f32(neth)
     out = _np.array(boxes, _f32, copy=True)
