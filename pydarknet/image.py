@@ -167,10 +167,9 @@ def prepare(image_bgr_u8: np.ndarray, net_w: int, net_h: int, letterbox: bool) -
     uint8 (h, w) image gives (1, net_h, net_w), resized the same way."""
     from . import threads
 
-    if image_bgr_u8.ndim == 2 and image_bgr_u8.dtype == np.uint8:  # each plane alike
-        three = np.repeat(image_bgr_u8[:, :, None], 3, axis=2)
-        return np.ascontiguousarray(prepare(three, net_w, net_h, letterbox)[:1])
-    if image_bgr_u8.ndim != 3 or image_bgr_u8.shape[2] != 3 or image_bgr_u8.dtype != np.uint8:
+    gray = image_bgr_u8.ndim == 2
+    bgr = image_bgr_u8.ndim == 3 and image_bgr_u8.shape[2] == 3
+    if not (gray or bgr) or image_bgr_u8.dtype != np.uint8:
         raise ValueError(f"expected a BGR uint8 (h, w, 3) image, got {image_bgr_u8.dtype} "
                          f"{image_bgr_u8.shape}")  # fmt: skip
     if net_w < 1 or net_h < 1:
@@ -179,6 +178,9 @@ def prepare(image_bgr_u8: np.ndarray, net_w: int, net_h: int, letterbox: bool) -
     # a kernel called before the set-up thread has loaded it would load it with Numba's
     # registry refresh (0.1 s) on this thread: wait for the set-up, as forward() does
     threads.wait_numba_setup()
+    if gray:  # one plane, for a channels=1 network: the float twins, as classify() uses
+        resize = letterbox_image if letterbox else resize_image
+        return resize(to_planar_rgb(im), net_w, net_h)
     if not letterbox:
         out = np.empty((3, net_h, net_w), _F)
         resize_bgr(im, out)
