@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import math
 import re
@@ -9,7 +10,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import CfgError
+from .errors import CfgError, DarknetError
 
 # A value may carry a trailing inline comment ("filters=255#x"); darknet's atoi ignores it.
 _INLINE_COMMENT = re.compile(r"[#;].*$")
@@ -172,7 +173,27 @@ def parse_cfg_text(text: str, path: str = "<cfg>") -> list[Section]:
 def read_cfg(path: str | Path) -> list[Section]:
     """Read and parse a cfg file; a missing or unreadable file is a CfgError naming it."""
     try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        data = Path(path).read_bytes()
     except OSError as e:
         raise CfgError(f"cannot read cfg file: {e.strerror or e}", str(path)) from None
-    return parse_cfg_text(text, str(path))
+    return parse_cfg_text(decode_text(data), str(path))
+
+
+def read_text(path: str | Path) -> str:
+    """A darknet text file (.names, .data, image list, labels) decoded as decode_text does; a
+    missing or unreadable file is a DarknetError naming it."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise DarknetError(f"{path}: cannot read: {e.strerror or e}") from None
+    return decode_text(data)
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 text (ASCII in practice) without the byte-order mark that Windows editors may
+    write first and no editor shows; a UTF-16 file (with its mark) is read as such. Darknet
+    would take the mark for text: a first class name that never matches, or a cfg that stops
+    with a confusing message."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16", errors="replace")
+    return data.decode("utf-8-sig", errors="replace")

@@ -242,11 +242,9 @@ def read_names(path: str | None, classes: int, cfg: str) -> list[str]:
 
 
 def _read_lines(path: Path) -> list[str]:
-    try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError as e:
-        raise DarknetError(f"{path}: cannot read: {e.strerror or e}") from None
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    from .cfg import read_text
+
+    return [line.strip() for line in read_text(path).splitlines() if line.strip()]
 
 
 def _check_names(names: list[str], path: Path, classes: int) -> list[str]:

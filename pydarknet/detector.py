@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import image
+from .cfg import read_text
 from .errors import DarknetError
 from .network import Network, load
 from .postprocess import Detection
@@ -27,10 +28,7 @@ _BUNDLED_COCO = Path(__file__).resolve().parent / "data" / "coco.names"
 def read_names(path: str | os.PathLike, classes: int | None = None) -> list[str]:
     """Class names, one per line, from a .names file or the names= of a darknet .data file."""
     p = Path(path)
-    try:
-        lines = [ln.strip() for ln in p.read_text(encoding="utf-8", errors="replace").splitlines()]
-    except OSError as e:
-        raise DarknetError(f"{path}: cannot read: {e.strerror or e}") from None
+    lines = [ln.strip() for ln in read_text(p).splitlines()]
     if p.suffix == ".data":
         for line in lines:
             key, _, value = line.replace(" ", "").partition("=")

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cfg import read_text
 from .errors import DarknetError
 from .postprocess import Detection, box_iou
 
@@ -204,10 +205,7 @@ def darknet_map(
 
 def read_data_file(path: str | os.PathLike) -> dict[str, str]:
     """A darknet .data file (key=value lines, spaces removed) as a dict (option_list.c)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError as e:
-        raise DarknetError(f"{path}: cannot read: {e.strerror or e}") from None
+    text = read_text(path)
     out: dict[str, str] = {}
     for n, line in enumerate(text.splitlines(), start=1):
         line = re.sub(r"\s", "", line)

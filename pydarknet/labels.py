@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cfg import read_text
 from .errors import DarknetError
 from .postprocess import Detection
 
@@ -50,10 +51,7 @@ def read_labels(path: str | os.PathLike, classes: int | None = None) -> np.ndarr
     if not p.is_file():
         return np.zeros((0, 5), _F)
     rows = []
-    try:
-        text = p.read_text(encoding="utf-8", errors="replace")
-    except OSError as e:
-        raise DarknetError(f"{path}: cannot read: {e.strerror or e}") from None
+    text = read_text(p)
     for n, line in enumerate(text.splitlines(), start=1):
         parts = line.split()
         if not parts:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import warnings
 
 import pytest
@@ -57,6 +58,24 @@ def test_syntax_errors(text, match):
 def test_missing_cfg_file_names_it(tmp_path):
     with pytest.raises(CfgError, match=r"nope\.cfg: cannot read cfg file"):
         read_cfg(tmp_path / "nope.cfg")
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda t: t.encode(),
+        lambda t: t.replace("\n", "\r\n").encode(),  # Windows line ends
+        lambda t: codecs.BOM_UTF8 + t.encode(),  # a byte-order mark no editor shows
+        lambda t: t.encode("utf-16"),  # Notepad's "Unicode", with its mark
+    ],
+)
+def test_cfg_file_encodings_read_the_same(tmp_path, encode):
+    text = "[net]\nwidth=32 # w\nheight=32\n\n[maxpool]\nsize=2\nstride=2\n"
+    path = tmp_path / "e.cfg"
+    path.write_bytes(encode(text))
+    got = [(s.kind, s.line, s.options) for s in read_cfg(path)]
+    assert got == [(s.kind, s.line, s.options) for s in parse_cfg_text(text, str(path))]
+    assert got[0][2]["width"] == ("32#w", 2)
 
 
 NET = "[net]\nwidth=32\nheight=32\nchannels=3\n"

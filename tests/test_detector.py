@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import threading
 
 import numpy as np
@@ -72,6 +73,17 @@ def test_thresholds_and_names(model, tmp_path):
         Detector(low.network, names=["a", "b"])
     with pytest.raises(DarknetError, match=r"x\.names: has 4 names but the model has 5"):
         read_names(names_file, 5)
+
+
+def test_text_files_with_a_byte_order_mark(tmp_path):
+    """A .names, .data, label or list file saved by a Windows editor with a UTF-8 mark (or as
+    UTF-16) reads as the same text; the first name is not '\ufeffa'."""
+    (tmp_path / "x.names").write_bytes(codecs.BOM_UTF8 + b"a\r\nb\r\n")
+    assert read_names(tmp_path / "x.names") == ["a", "b"]
+    (tmp_path / "x.data").write_bytes("classes=2\nnames=x.names\n".encode("utf-16"))
+    assert read_names(tmp_path / "x.data") == ["a", "b"]
+    (tmp_path / "pic.txt").write_bytes(codecs.BOM_UTF8 + b"1 0.5 0.5 0.2 0.2\n")
+    np.testing.assert_allclose(read_labels(tmp_path / "pic.txt", 2), [[1, 0.5, 0.5, 0.2, 0.2]])
 
 
 def test_not_a_detector(tmp_path):
