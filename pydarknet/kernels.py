@@ -9,7 +9,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 # Activation codes (darknet activations.h ACTIVATION enum order is irrelevant; these are ours).
 LINEAR, LEAKY, RELU, LOGISTIC, MISH, SWISH, RELU6, ELU, SELU, GELU, HARD_MISH = range(11)
@@ -571,17 +574,18 @@ def upsample(x, stride, scale, out):
 # comes from a 4x4 input tile d as A^T [U * (B^T d B)] A with U = G g G^T, so the GEMMs make 16
 # products per tile where im2col makes 36. The transforms only add and subtract.
 @njit(cache=True, nogil=True)
-def winograd_input(x, pad, ty0, ty1, tw, out):
-    """Tile rows ty0..ty1 of x (c, h, w) -> out (c, 16, (ty1-ty0)*tw): B^T d B of each tile.
+def winograd_input(x, pad, ty0, ty1, tw, ch0, ch1, out):
+    """Tile rows ty0..ty1 of channels ch0..ch1 of x (c, h, w) -> out (16, c, (ty1-ty0)*tw):
+    B^T d B of each tile, element e of a tile in out[e] (one GEMM's input per e).
 
     Tile (ty, tx) reads input rows 2ty-pad..2ty-pad+3 and columns 2tx-pad..2tx-pad+3, zero
     outside the image, as the convolution's padding does.
     """
-    c, h, w = x.shape
+    h, w = x.shape[1], x.shape[2]
     rows = np.zeros((4, 2 * tw + 2), np.float32)  # four input rows, zero padded
     lo = min(pad, 2 * tw + 2)  # scratch column j holds input column j - pad
     hi = max(lo, min(2 * tw + 2, w + pad))
-    for ch in range(c):
+    for ch in range(ch0, ch1):
         for ty in range(ty0, ty1):
             for r in range(4):
                 iy = 2 * ty - pad + r
@@ -607,31 +611,34 @@ def winograd_input(x, pad, ty0, ty1, tw, out):
                 e2, e3 = r2[j + 2] - r1[j + 2], r2[j + 3] - r1[j + 3]
                 f0, f1 = r1[j] - r3[j], r1[j + 1] - r3[j + 1]
                 f2, f3 = r1[j + 2] - r3[j + 2], r1[j + 3] - r3[j + 3]
-                dst = out[ch]  # (16, tiles)
-                dst[0, k], dst[1, k], dst[2, k], dst[3, k] = a0 - a2, a1 + a2, a2 - a1, a1 - a3
-                dst[4, k], dst[5, k], dst[6, k], dst[7, k] = b0 - b2, b1 + b2, b2 - b1, b1 - b3
-                dst[8, k], dst[9, k], dst[10, k], dst[11, k] = e0 - e2, e1 + e2, e2 - e1, e1 - e3
-                dst[12, k], dst[13, k] = f0 - f2, f1 + f2
-                dst[14, k], dst[15, k] = f2 - f1, f1 - f3
+                out[0, ch, k], out[1, ch, k] = a0 - a2, a1 + a2
+                out[2, ch, k], out[3, ch, k] = a2 - a1, a1 - a3
+                out[4, ch, k], out[5, ch, k] = b0 - b2, b1 + b2
+                out[6, ch, k], out[7, ch, k] = b2 - b1, b1 - b3
+                out[8, ch, k], out[9, ch, k] = e0 - e2, e1 + e2
+                out[10, ch, k], out[11, ch, k] = e2 - e1, e1 - e3
+                out[12, ch, k], out[13, ch, k] = f0 - f2, f1 + f2
+                out[14, ch, k], out[15, ch, k] = f2 - f1, f1 - f3
 
 
 @njit(cache=True, inline="always")
 def _winograd_tile(m, q, k):
-    """A^T m A of tile k of filter q: the 2x2 outputs (y00, y01, y10, y11)."""
-    s00 = m[q, 0, k] + m[q, 4, k] + m[q, 8, k]
-    s01 = m[q, 1, k] + m[q, 5, k] + m[q, 9, k]
-    s02 = m[q, 2, k] + m[q, 6, k] + m[q, 10, k]
-    s03 = m[q, 3, k] + m[q, 7, k] + m[q, 11, k]
-    s10 = m[q, 4, k] - m[q, 8, k] - m[q, 12, k]
-    s11 = m[q, 5, k] - m[q, 9, k] - m[q, 13, k]
-    s12 = m[q, 6, k] - m[q, 10, k] - m[q, 14, k]
-    s13 = m[q, 7, k] - m[q, 11, k] - m[q, 15, k]
+    """A^T m A of tile k of filter q (element e of the tile in m[e, q, k]): the 2x2 outputs
+    (y00, y01, y10, y11)."""
+    s00 = m[0, q, k] + m[4, q, k] + m[8, q, k]
+    s01 = m[1, q, k] + m[5, q, k] + m[9, q, k]
+    s02 = m[2, q, k] + m[6, q, k] + m[10, q, k]
+    s03 = m[3, q, k] + m[7, q, k] + m[11, q, k]
+    s10 = m[4, q, k] - m[8, q, k] - m[12, q, k]
+    s11 = m[5, q, k] - m[9, q, k] - m[13, q, k]
+    s12 = m[6, q, k] - m[10, q, k] - m[14, q, k]
+    s13 = m[7, q, k] - m[11, q, k] - m[15, q, k]
     return s00 + s01 + s02, s01 - s02 - s03, s10 + s11 + s12, s11 - s12 - s13
 
 
 @njit(cache=True, nogil=True)
 def winograd_output(m, ty0, ty1, tw, f0, f1, out):
-    """Tiles of filters f0..f1 (m's filter axis starts at f0): m (f1-f0, 16, (ty1-ty0)*tw) ->
+    """Tiles of filters f0..f1 (m's filter axis starts at f0): m (16, f1-f0, (ty1-ty0)*tw) ->
     rows 2*ty0..2*ty1 of out (n, out_h, out_w); outputs past the map's edge are dropped."""
     _, out_h, out_w = out.shape
     whole = out_w // 2  # tiles whose two columns are inside
@@ -807,20 +814,18 @@ def _phase_plane(x, ch, pad, y0, plane):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def winograd4_input(x, pad, ty0, ty1, tw, out):
-    """Tile rows ty0..ty1 of x (c, h, w) -> out (c, 36, (ty1-ty0)*tw): B^T d B of each 6x6
-    tile d, element 6i+j of a tile at row i, column j.
+def winograd4_input(x, pad, ty0, ty1, tw, ch0, ch1, out):
+    """Tile rows ty0..ty1 of channels ch0..ch1 of x (c, h, w) -> out (36, c, (ty1-ty0)*tw):
+    B^T d B of each 6x6 tile d, element 6i+j of a tile (row i, column j) in out[6i+j].
 
     Tile (ty, tx) reads input rows 4ty-pad..4ty-pad+5 and columns 4tx-pad..4tx-pad+5, zero
     outside the image, as the convolution's padding does (rows split by _phase_plane).
     """
-    c = x.shape[0]
     plane = np.empty((4 * (ty1 - ty0) + 2, 4, tw + 1), np.float32)
     cols = np.empty((6, 4, tw + 1), np.float32)  # B^T applied down the columns of six plane rows
     flat = plane.reshape(plane.shape[0], -1)
     flat_cols = cols.reshape(6, -1)
-    for ch in range(c):
-        dst = out[ch]
+    for ch in range(ch0, ch1):
         _phase_plane(x, ch, pad, 4 * ty0 - pad, plane)
         for ty in range(ty0, ty1):
             r = 4 * (ty - ty0)
@@ -836,8 +841,9 @@ def winograd4_input(x, pad, ty0, ty1, tw, out):
             for i in range(6):
                 p0, p1, p2, p3 = cols[i, 0], cols[i, 1], cols[i, 2], cols[i, 3]
                 e = 6 * i
-                r0, r1, r2 = dst[e, k0 : k0 + tw], dst[e + 1, k0 : k0 + tw], dst[e + 2, k0 : k0 + tw]
-                r3, r4, r5 = dst[e + 3, k0 : k0 + tw], dst[e + 4, k0 : k0 + tw], dst[e + 5, k0 : k0 + tw]
+                k1 = k0 + tw
+                r0, r1, r2 = out[e, ch, k0:k1], out[e + 1, ch, k0:k1], out[e + 2, ch, k0:k1]
+                r3, r4, r5 = out[e + 3, ch, k0:k1], out[e + 4, ch, k0:k1], out[e + 5, ch, k0:k1]
                 for t in range(tw):
                     r0[t], r1[t], r2[t], r3[t], r4[t], r5[t] = _bt6(
                         p0[t], p1[t], p2[t], p3[t], p0[t + 1], p1[t + 1]
@@ -846,7 +852,7 @@ def winograd4_input(x, pad, ty0, ty1, tw, out):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def winograd4_output(m, ty0, ty1, tw, f0, f1, out):
-    """Tiles of filters f0..f1 (m's filter axis starts at f0): m (f1-f0, 36, (ty1-ty0)*tw) ->
+    """Tiles of filters f0..f1 (m's filter axis starts at f0): m (36, f1-f0, (ty1-ty0)*tw) ->
     rows 4*ty0..4*ty1 of out (n, out_h, out_w) as A^T m A; outputs past the map's edge are
     dropped.
 
@@ -858,10 +864,10 @@ def winograd4_output(m, ty0, ty1, tw, f0, f1, out):
     rows = np.empty((4, 4, tw), np.float32)  # [a, b, t]: output row a, column 4t + b
     whole = out_w // 4  # tiles whose four columns are inside
     for f in range(f0, f1):
-        mq = m[f - f0]
-        for j in range(6):  # column j of every tile: rows 6i+j, i = 0..5
-            m0, m1, m2 = mq[j, :t_all], mq[6 + j, :t_all], mq[12 + j, :t_all]
-            m3, m4, m5 = mq[18 + j, :t_all], mq[24 + j, :t_all], mq[30 + j, :t_all]
+        q = f - f0
+        for j in range(6):  # column j of every tile: elements 6i+j, i = 0..5
+            m0, m1, m2 = m[j, q, :t_all], m[6 + j, q, :t_all], m[12 + j, q, :t_all]
+            m3, m4, m5 = m[18 + j, q, :t_all], m[24 + j, q, :t_all], m[30 + j, q, :t_all]
             h0, h1, h2, h3 = half[j], half[6 + j], half[12 + j], half[18 + j]
             for t in range(t_all):
                 h0[t], h1[t], h2[t], h3[t] = _at6(m0[t], m1[t], m2[t], m3[t], m4[t], m5[t])
@@ -894,20 +900,18 @@ def _at5(m0, m1, m2, m3, m4):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def winograd_s2_input(x, pad, ty0, ty1, tw, out):
-    """Tile rows ty0..ty1 of x (c, h, w) -> out (c, 25, (ty1-ty0)*tw): B^T d B of each 5x5
-    tile d, element 5i+j of a tile at row i, column j.
+def winograd_s2_input(x, pad, ty0, ty1, tw, ch0, ch1, out):
+    """Tile rows ty0..ty1 of channels ch0..ch1 of x (c, h, w) -> out (25, c, (ty1-ty0)*tw):
+    B^T d B of each 5x5 tile d, element 5i+j of a tile (row i, column j) in out[5i+j].
 
     Tile (ty, tx) reads input rows 4ty-pad..4ty-pad+4 and columns 4tx-pad..4tx-pad+4, zero
     outside the image, as the convolution's padding does (rows split by _phase_plane).
     """
-    c = x.shape[0]
     plane = np.empty((4 * (ty1 - ty0) + 1, 4, tw + 1), np.float32)
     cols = np.empty((2, 4, tw + 1), np.float32)  # B^T rows 0 and 2 down the plane's columns
     flat = plane.reshape(plane.shape[0], -1)
     c0, c2 = cols[0].reshape(-1), cols[1].reshape(-1)
-    for ch in range(c):
-        dst = out[ch]
+    for ch in range(ch0, ch1):
         _phase_plane(x, ch, pad, 4 * ty0 - pad, plane)
         for ty in range(ty0, ty1):
             r = 4 * (ty - ty0)
@@ -922,8 +926,8 @@ def winograd_s2_input(x, pad, ty0, ty1, tw, out):
                     p = plane[r + (2 if i == 1 else (1 if i == 3 else 3))]
                 p0, p1, p2, p3 = p[0], p[1], p[2], p[3]
                 e, k1 = 5 * i, k0 + tw
-                r0, r1, r2 = dst[e, k0:k1], dst[e + 1, k0:k1], dst[e + 2, k0:k1]
-                r3, r4 = dst[e + 3, k0:k1], dst[e + 4, k0:k1]
+                r0, r1, r2 = out[e, ch, k0:k1], out[e + 1, ch, k0:k1], out[e + 2, ch, k0:k1]
+                r3, r4 = out[e + 3, ch, k0:k1], out[e + 4, ch, k0:k1]
                 for t in range(tw):
                     r0[t], r1[t], r2[t] = p0[t] - p2[t], p2[t], p0[t + 1] - p2[t]
                     r3[t], r4[t] = p1[t], p3[t]
@@ -931,7 +935,7 @@ def winograd_s2_input(x, pad, ty0, ty1, tw, out):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def winograd_s2_output(m, ty0, ty1, tw, f0, f1, out):
-    """Tiles of filters f0..f1 (m's filter axis starts at f0): m (f1-f0, 25, (ty1-ty0)*tw) ->
+    """Tiles of filters f0..f1 (m's filter axis starts at f0): m (25, f1-f0, (ty1-ty0)*tw) ->
     rows 2*ty0..2*ty1 of out (n, out_h, out_w) as A^T m A; outputs past the map's edge are
     dropped. A^T goes down the columns of all the step's tiles at once, as in winograd4_output."""
     _, out_h, out_w = out.shape
@@ -939,10 +943,10 @@ def winograd_s2_output(m, ty0, ty1, tw, f0, f1, out):
     half = np.empty((10, t_all), np.float32)  # A^T applied down the tiles' columns
     whole = out_w // 2  # tiles whose two columns are inside
     for f in range(f0, f1):
-        mq = m[f - f0]
-        for j in range(5):  # column j of every tile: rows 5i+j, i = 0..4
-            m0, m1, m2 = mq[j, :t_all], mq[5 + j, :t_all], mq[10 + j, :t_all]
-            m3, m4 = mq[15 + j, :t_all], mq[20 + j, :t_all]
+        q = f - f0
+        for j in range(5):  # column j of every tile: elements 5i+j, i = 0..4
+            m0, m1, m2 = m[j, q, :t_all], m[5 + j, q, :t_all], m[10 + j, q, :t_all]
+            m3, m4 = m[15 + j, q, :t_all], m[20 + j, q, :t_all]
             h0, h1 = half[j], half[5 + j]
             for t in range(t_all):
                 h0[t], h1[t] = _at5(m0[t], m1[t], m2[t], m3[t], m4[t])
@@ -957,6 +961,131 @@ def winograd_s2_output(m, ty0, ty1, tw, f0, f1, out):
                 if whole < tw:  # the last tile's first column only
                     t = whole
                     dst[2 * t] = _at5(g0[t], g1[t], g2[t], g3[t], g4[t])[0]
+
+
+# --- GEMM with a packed A --------------------------------------------------------------------
+# C = A @ B for the products whose A (the weights) is fixed, packed once (gemm.pack) in the order
+# the inner loop reads it; BLAS packs A again on every call, and on a Winograd layer's products
+# (A filters x channels, B channels x tiles, with 16-49 tiles or few filters) that copy is much
+# of the work: OpenBLAS runs (512 x 512) @ (512 x 16) at ~40 GFLOP/s on one core, this at ~70.
+# The inner loop keeps a 6 x 16 tile of C in twelve 8-float vectors (LLVM IR through a Numba
+# intrinsic; LLVM lowers them to AVX/AVX2, to AVX-512's or NEON's registers): each step of k
+# loads two vectors of a row of B and multiply-adds them with 6 broadcast values of A. Columns
+# past the last multiple of 8 are copied into scratch first, and rows past the last multiple
+# of 6 go through a scratch tile: nothing is read or written outside the arrays.
+GEMM_MR = 6  # rows of A (filters) per tile
+GEMM_NR = 16  # columns of B per tile: two vectors of 8
+_F32_IR = ir.FloatType()
+_V8_IR = ir.VectorType(_F32_IR, 8)
+
+
+def _gemm_tile(vectors: int):
+    """An intrinsic tile(a, b, ldb, c, ldc, k): C[6, 8*vectors] = Ap @ B, where Ap is one
+    packed block (k x 6, contiguous), B's rows (8*vectors floats each) are ldb floats apart and
+    C's rows ldc apart. Arguments are addresses and float counts; the caller keeps every one of
+    them inside its arrays (this is the only code here that Numba's bounds checks cannot see)."""
+
+    @intrinsic
+    def tile(typingctx, a, b, ldb, c, ldc, k):
+        sig = types.void(types.intp, types.intp, types.intp, types.intp, types.intp, types.intp)
+
+        def codegen(context, builder, signature, args):
+            a, b, ldb, c, ldc, k = args
+            fptr, vptr = _F32_IR.as_pointer(), _V8_IR.as_pointer()
+            pa, pb, pc = (builder.inttoptr(x, fptr) for x in (a, b, c))
+            i32 = ir.IntType(32)
+            zero = ir.Constant(_V8_IR, [0.0] * 8)
+            splat = ir.Constant(ir.VectorType(i32, 8), [0] * 8)
+            acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(vectors)]
+                   for _ in range(GEMM_MR)]  # fmt: skip
+            vector_type = ir.FunctionType(_V8_IR, [_V8_IR, _V8_IR, _V8_IR])
+            # fmuladd: one FMA where the CPU has it, else a multiply and an add
+            fma = cgutils.get_or_insert_function(builder.module, vector_type, "llvm.fmuladd.v8f32")
+            with cgutils.for_range(builder, k) as loop:
+                i = loop.index
+                row = builder.gep(pb, [builder.mul(i, ldb)])
+                bv = [builder.load(builder.bitcast(builder.gep(row, [ir.Constant(i.type, 8 * h)]),
+                                                   vptr), align=4)
+                      for h in range(vectors)]  # fmt: skip
+                col = builder.gep(pa, [builder.mul(i, ir.Constant(i.type, GEMM_MR))])
+                for r in range(GEMM_MR):
+                    x = builder.load(builder.gep(col, [ir.Constant(i.type, r)]))
+                    x = builder.insert_element(ir.Constant(_V8_IR, ir.Undefined), x,
+                                               ir.Constant(i32, 0))  # fmt: skip
+                    x = builder.shuffle_vector(x, ir.Constant(_V8_IR, ir.Undefined), splat)
+                    for h in range(vectors):
+                        total = builder.call(fma, [x, bv[h], builder.load(acc[r][h])])
+                        builder.store(total, acc[r][h])
+            for r in range(GEMM_MR):
+                row = builder.gep(pc, [builder.mul(ir.Constant(ldc.type, r), ldc)])
+                for h in range(vectors):
+                    at = builder.bitcast(builder.gep(row, [ir.Constant(ldc.type, 8 * h)]), vptr)
+                    builder.store(builder.load(acc[r][h]), at, align=4)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return tile
+
+
+_gemm_tile16 = _gemm_tile(2)
+_gemm_tile8 = _gemm_tile(1)
+# Bytes of packed A that one sweep over B's columns reuses: in L2 while B's columns stream by.
+# (1 << 17: (128 x 128) @ (128 x 128) 55 -> 78 GFLOP/s against blocks of A swept one by one.)
+_GEMM_GROUP_BYTES = 1 << 17
+
+
+@njit(cache=True, nogil=True)
+def gemm_packed(ap, b, c, scratch):
+    """c = A[:M] @ b, A packed as ap (ceil(M / 6), K, 6) (gemm.pack); b (K, N) and c (M, N)
+    with unit column stride, rows any distance apart; scratch: float32 of >= 8K + 96. Twin:
+    float64 matmul (tests/test_gemm.py)."""
+    m, n = c.shape
+    k = b.shape[0]
+    ldb, ldc = b.strides[0] // 4, c.strides[0] // 4
+    full = n - n % 8  # columns the tiles read from b itself
+    tail = n - full
+    bt = scratch[: 8 * k]  # b's last `tail` columns, zero-padded to 8
+    ct = scratch[8 * k : 8 * k + GEMM_MR * GEMM_NR]  # a tile of C whose rows or columns c lacks
+    if tail:
+        for i in range(k):
+            for j in range(8):
+                bt[i * 8 + j] = b[i, full + j] if j < tail else _F(0.0)
+    pb, pc, pbt, pct = b.ctypes.data, c.ctypes.data, bt.ctypes.data, ct.ctypes.data
+    blocks = ap.shape[0]
+    group = max(1, _GEMM_GROUP_BYTES // (4 * GEMM_MR * k))  # blocks of A per sweep
+    for g0 in range(0, blocks, group):
+        j0 = 0
+        while j0 < n:
+            wide = j0 + GEMM_NR <= full
+            width = GEMM_NR if wide else min(8, n - j0)
+            src, lds = (pb + 4 * j0, ldb) if j0 < full else (pbt, 8)
+            for block in range(g0, min(blocks, g0 + group)):
+                pa = ap[block].ctypes.data
+                rows = min(GEMM_MR, m - block * GEMM_MR)
+                if rows == GEMM_MR and width >= 8:  # straight into c
+                    at = pc + 4 * (block * GEMM_MR * ldc + j0)
+                    if wide:
+                        _gemm_tile16(pa, src, lds, at, ldc, k)
+                    else:
+                        _gemm_tile8(pa, src, lds, at, ldc, k)
+                    continue
+                if wide:
+                    _gemm_tile16(pa, src, lds, pct, GEMM_NR, k)
+                else:
+                    _gemm_tile8(pa, src, lds, pct, GEMM_NR, k)
+                for r in range(rows):
+                    for j in range(width):
+                        c[block * GEMM_MR + r, j0 + j] = ct[r * GEMM_NR + j]
+            j0 += width
+
+
+@njit(cache=True, nogil=True)
+def gemm_tiles(up, v, m, scratch):
+    """A Winograd layer's products, one per element i of a tile: m[i] = U_i @ v[i], with up
+    (elements, ceil(n / 6), c, 6) packed, v (elements, c, tiles) and m (elements, n, tiles)."""
+    for i in range(up.shape[0]):
+        gemm_packed(up[i], v[i], m[i], scratch)
 
 
 # --- image input ---

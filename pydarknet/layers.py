@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import kernels, postprocess, threads
+from . import gemm, kernels, postprocess, threads
 from .cfg import Section
 from .errors import CfgError
 
@@ -53,6 +53,15 @@ def act_scratch() -> tuple[np.ndarray, np.ndarray]:
         f = np.empty(kernels.ACT_SCRATCH, np.float32)
         pair = _scratch.act = (f, f[kernels.ACT_SCRATCH // 2 :].view(np.int32))
     return pair
+
+
+def gemm_scratch(k: int) -> np.ndarray:
+    """This thread's scratch for gemm products k deep (grown as needed, kept)."""
+    buf = getattr(_scratch, "gemm", None)
+    need = gemm.scratch_floats(k)
+    if buf is None or buf.shape[0] < need:
+        buf = _scratch.gemm = np.empty(need, np.float32)
+    return buf
 
 
 def _rows_per_step(total: int, per_row: int, slots: int) -> int:
@@ -462,8 +471,9 @@ class Convolutional(Layer):
         return 0
 
     def winograd_weights(self, tile: int) -> np.ndarray:
-        """U = G g G^T of every (filter, channel) 3x3 kernel g: ((tile+2)^2, n, c), made once
-        per tile size (summed in float64) and again when new weights are loaded."""
+        """U = G g G^T of every (filter, channel) 3x3 kernel g, packed for gemm.gemm_tiles:
+        ((tile+2)^2, ceil(n / 6), c, 6); made once per tile size (summed in float64) and again
+        when new weights are loaded."""
         made = getattr(self, "_winograd_u", None)
         if made is not None and tile in made:
             return made[tile]
@@ -480,7 +490,7 @@ class Convolutional(Layer):
             u = np.empty((side * side, g.shape[0]), np.float32)
             # one step per thread: on a cold start's first forward
             in_steps(g.shape[0], lambda k0, k1: kernels.winograd_weights(g, u, side, k0, k1), 1)
-            made[tile] = u.reshape(-1, self.filters, self.c)
+            made[tile] = gemm.pack(u.reshape(-1, self.filters, self.c))  # for gemm.gemm_tiles
             if self._weights_at is not None:
                 self._weights = None  # weights once: U replaces them; read again if asked for
         return made[tile]
@@ -609,10 +619,10 @@ class Convolutional(Layer):
                 ty0, ty1 = i * rows, min(th, (i + 1) * rows)
                 t = (ty1 - ty0) * tw
                 base = slot * per_row * rows
-                v = ws[base : base + a * c * t].reshape(c, a, t)
-                m = ws[base + a * c * t : base + a * (c + n) * t].reshape(n, a, t)
-                transform_input(x[b], pad, ty0, ty1, tw, v)
-                np.matmul(u, v.transpose(1, 0, 2), out=m.transpose(1, 0, 2))
+                v = ws[base : base + a * c * t].reshape(a, c, t)
+                m = ws[base + a * c * t : base + a * (c + n) * t].reshape(a, n, t)
+                transform_input(x[b], pad, ty0, ty1, tw, 0, c, v)
+                gemm.gemm_tiles(u, v, m, gemm_scratch(c))
                 transform_output(m, ty0, ty1, tw, 0, n, out[b])
                 kernels.bias_activate(y, self.biases, act, tile * ty0 * out_w,
                                       min(out_h, tile * ty1) * out_w, *act_scratch())  # fmt: skip
@@ -622,15 +632,15 @@ class Convolutional(Layer):
                 continue
             # small maps: the whole map's input transform split by channels, then the filters
             t = th * tw
-            v = ws[: a * c * t].reshape(c, a, t)
-            in_steps(c, lambda c0, c1: transform_input(x[b, c0:c1], pad, 0, th, tw, v[c0:c1]), 1)
-            fstep = -(-n // pool.size)  # one part per thread (see forward)
+            v = ws[: a * c * t].reshape(a, c, t)
+            in_steps(c, lambda c0, c1: transform_input(x[b], pad, 0, th, tw, c0, c1, v), 1)
+            fstep = -(-n // pool.size // gemm.MR) * gemm.MR  # one part per thread, whole blocks
 
             def by_filters(i, slot):
                 f0, f1 = i * fstep, min(n, (i + 1) * fstep)
                 start = a * c * t + a * f0 * t
-                m = ws[start : start + a * (f1 - f0) * t].reshape(f1 - f0, a, t)
-                np.matmul(u[:, f0:f1], v.transpose(1, 0, 2), out=m.transpose(1, 0, 2))
+                m = ws[start : start + a * (f1 - f0) * t].reshape(a, f1 - f0, t)
+                gemm.gemm_tiles(u[:, f0 // gemm.MR : -(-f1 // gemm.MR)], v, m, gemm_scratch(c))
                 transform_output(m, 0, th, tw, f0, f1, out[b])
                 kernels.bias_activate(y[f0:f1], self.biases[f0:f1], act, 0, out_h * out_w,
                                       *act_scratch())

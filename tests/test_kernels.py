@@ -298,10 +298,13 @@ def test_winograd_input_transform_matches_matrix_twin(m, c, h, w, pad, ty0, ty1)
     out_w = (w + 2 * pad - 3) // stride + 1
     tw = -(-out_w // tile)
     x = rand((c, h, w), seed=h * w)
-    got = np.full((c, a * a, (ty1 - ty0) * tw), np.nan, _F)
-    _WINOGRAD[m][0](x, pad, ty0, ty1, tw, got)
+    got = np.full((a * a, c + 2, (ty1 - ty0) * tw), np.nan, _F)  # element-major, 2 more channels
+    _WINOGRAD[m][0](x, pad, ty0, ty1, tw, 1, c, got)  # channels 1.. here, 0 below, as two steps
+    _WINOGRAD[m][0](x, pad, ty0, ty1, tw, 0, 1, got)
     want = reference.winograd_input(x, pad, ty0, ty1, tw, m)
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    np.testing.assert_allclose(got[:, :c].transpose(1, 0, 2), want, rtol=1e-5,
+                               atol=1e-5 * np.abs(want).max())  # fmt: skip
+    assert np.isnan(got[:, c:]).all()  # nothing written outside its channels
 
 
 @pytest.mark.parametrize("m", [2, 4, "s2"])
@@ -325,7 +328,7 @@ def test_winograd_output_transform_matches_matrix_twin(m, out_h, out_w, ty0, ty1
     assert ty1 <= -(-out_h // tile)  # every case's tile rows fit its map
     mm = rand((f1 - f0, a * a, (ty1 - ty0) * tw), seed=out_h)
     got = np.full((6, out_h, out_w), np.nan, _F)
-    _WINOGRAD[m][1](mm, ty0, ty1, tw, f0, f1, got)
+    _WINOGRAD[m][1](np.ascontiguousarray(mm.transpose(1, 0, 2)), ty0, ty1, tw, f0, f1, got)
     want = reference.winograd_output(mm, ty0, ty1, tw, m, out_h, out_w)
     rows = slice(tile * ty0, min(out_h, tile * ty1))
     np.testing.assert_allclose(got[f0:f1, rows], want, rtol=1e-5, atol=1e-5 * np.abs(want).max())

@@ -1,0 +1,90 @@
+"""gemm.gemm (packed-A tiles) against float64 matmul: every tail of rows and columns, rows of b
+and c apart as in a Winograd layer's tile slices, nothing written outside c."""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+import sys
+
+import numpy as np
+import pytest
+
+from pydarknet import gemm
+
+
+def _product(m: int, k: int, n: int, seed: int, gap: int = 0):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((m, k), dtype=np.float32)
+    # b and c as column slices of wider arrays: their rows lie n + gap floats apart
+    wide_b = rng.standard_normal((k, n + gap), dtype=np.float32)
+    wide_c = np.full((m + 2, n + gap), np.nan, np.float32)
+    return a, wide_b[:, :n], wide_c, wide_c[1 : m + 1, :n]
+
+
+@pytest.mark.parametrize("m", [1, 5, 6, 7, 12, 13, 64, 100])
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 15, 16, 17, 33, 49])
+def test_gemm_matches_matmul(m, n):
+    k = 37
+    a, b, wide_c, c = _product(m, k, n, seed=m * 100 + n, gap=5)
+    ap = gemm.pack(a)
+    assert ap.shape == (-(-m // 6), k, 6)
+    gemm.gemm(ap, b, c, np.empty(gemm.scratch_floats(k), np.float32))
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    scale = np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64)
+    assert np.all(np.abs(c - want) <= 1e-6 * scale + 1e-30)
+    outside = np.ones(wide_c.shape, bool)
+    outside[1 : m + 1, :n] = False
+    assert np.isnan(wide_c[outside]).all()  # nothing written beside c
+
+
+@pytest.mark.parametrize("k", [1, 2, 27, 512])
+def test_gemm_depths(k):
+    a, b, _, c = _product(20, k, 40, seed=k)
+    gemm.gemm(gemm.pack(a), b, c, np.empty(gemm.scratch_floats(k), np.float32))
+    np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+
+
+def test_gemm_on_a_block_range_of_the_packed_rows():
+    """A split by filters passes ap[f0 // 6 : ...] and c[f0:f1] (f0 a multiple of 6)."""
+    a, b, _, c = _product(40, 16, 24, seed=3)
+    ap = gemm.pack(a)
+    scratch = np.empty(gemm.scratch_floats(16), np.float32)
+    gemm.gemm(ap[2:4], b, c[12:23], scratch)
+    np.testing.assert_allclose(c[12:23], a[12:23].astype(np.float64) @ b, rtol=1e-5, atol=1e-5)
+
+
+def test_pack_layout():
+    a = np.arange(7 * 3, dtype=np.float32).reshape(7, 3)
+    ap = gemm.pack(a)
+    assert ap.shape == (2, 3, 6)
+    np.testing.assert_array_equal(ap[0], a[:6].T)
+    np.testing.assert_array_equal(ap[1, :, 0], a[6])
+    assert not ap[1, :, 1:].any()  # padded rows are zero
+    stacked = gemm.pack(np.stack([a, 2 * a]))
+    np.testing.assert_array_equal(stacked[1], 2 * ap)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mprotect via libc: Linux only")
+@pytest.mark.parametrize("n", [5, 16, 21])
+def test_gemm_reads_nothing_past_b(n):
+    """b ends where an inaccessible page begins: a tile that read past its last row or column
+    would crash the process instead of passing."""
+    page = mmap.PAGESIZE
+    k = 9
+    buf = mmap.mmap(-1, 2 * page)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    assert libc.mprotect(base + page, page, 0) == 0  # PROT_NONE
+    try:
+        b = np.frombuffer(buf, np.float32, k * n, page - 4 * k * n).reshape(k, n)
+        b[:] = np.random.default_rng(n).standard_normal((k, n))
+        a = np.random.default_rng(1).standard_normal((13, k)).astype(np.float32)
+        c = np.empty((13, n), np.float32)
+        gemm.gemm(gemm.pack(a), b, c, np.empty(gemm.scratch_floats(k), np.float32))
+        np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-5, atol=1e-5)
+    finally:
+        del b
+        libc.mprotect(base + page, page, 3)  # PROT_READ | PROT_WRITE, so the buffer can close
+        buf.close()
