@@ -436,35 +436,34 @@ class Convolutional(Layer):
         or 0 for im2col.
 
         Products per output: F(4x4) 2.25, F(2x2) 4, im2col 9; but F(4x4)'s transforms cost
-        more per channel and its GEMMs have a quarter of the columns. It pays on maps of >= 36
-        4x4 tiles from 16 input channels, and on maps of 16-35 tiles where its tiles do not
-        overhang the map more than F(2x2)'s (16x16, 19x19, 20x20: 5-14% faster than F(2x2) at
-        128-512 channels, 14-26% than im2col at 32-48); F(2x2) pays on the other small maps
-        from 64 channels, even
-        where U = G g G^T outgrows the caches (yolov3-tiny's 13x13 512->1024 layer: 32 MB of U
-        read per forward, still 25% faster than its im2col GEMM, for 1.8x that layer's weight
-        memory). Measured per layer, 1 and 2 threads, with `pydarknet bench --layers` on
-        yolov3-tiny, yolov4-tiny and yolov4-csp.
+        more per channel, its U is 4x the weights (F(2x2)'s 1.8x), and a map that is not a
+        multiple of 4 wastes more of its tiles. Measured per layer with the packed GEMM
+        (gemm.py), 2 threads, filters = channels, one layer at a time: F(4x4) pays on maps of
+        >= 36 4x4 tiles from 16 channels; on 16-35 tiles where its tiles overhang the map no
+        more than F(2x2)'s (16x16, 19x19, 20x20), and on the others from 128 channels (13x13,
+        512 channels: 2.8 against F(2x2)'s 3.9 ms; yolov3-tiny's 13x13 512->1024 layer 7.2 ->
+        4.9 ms, with 75 MB of U); F(2x2) on the smaller maps from 64 channels (at 12x12 and
+        below F(4x4)'s 3 tiles a side waste a third; 9x9 and 10x10, 512 channels: 2.4 against
+        F(4x4)'s 3.2 ms and im2col's 3.1-3.6).
 
         At stride 2, F(2x2) makes 6.25 products per output where im2col makes 9, but its GEMMs
-        are c deep instead of 9c, and U is 25/9 of the weights. It pays from 64 channels on
-        maps of >= 64 2x2 tiles, and from 16 channels on >= 2500 tiles: yolov4-csp's stride-2
-        layers 97 -> 83 ms and yolov4's (608) 137 -> 125 ms on 2 threads; 49 tiles (26x26 ->
-        13x13) are even with im2col at 32-512 channels, 8 channels are slower, and so are 32
-        channels on 1024 tiles (yolov7-tiny at 256: 1.78 vs 1.54 ms) but not on 2704 (yolov4-tiny
-        at 416: 3.45 vs 3.56 ms)."""
+        are c deep instead of 9c, and U is 25/9 of the weights. It pays from 128 channels on
+        outputs of >= 16 2x2 tiles (7x7: 512 channels 3.4 against 4.4 ms), from 64 on >= 25,
+        from 32 on >= 64 and from 16 on >= 2500 (yolov4-tiny at 416: 3.45 vs 3.56 ms); on 9
+        tiles (6x6) im2col wins."""
         if not (self.winograd and self.use_winograd):
             return 0
         c = self.c
         if self.stride_x == 2:
             tiles = -(-out[1] // 2) * -(-out[2] // 2)
-            return 2 if c >= 16 and tiles >= 64 and (c >= 64 or tiles >= 2500) else 0
+            fits = ((c >= 128 and tiles >= 16) or (c >= 64 and tiles >= 25)
+                    or (c >= 32 and tiles >= 64) or (c >= 16 and tiles >= 2500))  # fmt: skip
+            return 2 if fits else 0
         tiles4 = -(-out[1] // 4) * -(-out[2] // 4)
         # 16-35 4x4 tiles that compute no more outputs than F(2x2)'s would (the map's sides
-        # 4k or 4k-1: 15, 16, 19, 20): F(4x4) 5-14% faster than F(2x2) from 64 channels and
-        # than im2col from 24; 13x13 (16 tiles over 16x16) and 12x12 (9 tiles) 7-19% slower
+        # 4k or 4k-1: 15, 16, 19, 20)
         snug = tiles4 >= 16 and 4 * tiles4 == -(-out[1] // 2) * -(-out[2] // 2)
-        if c >= 16 and (tiles4 >= 36 or snug):
+        if c >= 16 and (tiles4 >= 36 or snug) or c >= 128 and tiles4 >= 16:
             return 4
         if c >= 64:
             return 2

@@ -390,10 +390,14 @@ def test_winograd_tile_choice():
     assert conv.winograd_tile((64, 19, 19)) == 4  # 25 tiles over 20x20, as F(2x2)'s
     assert conv.winograd_tile((64, 18, 18)) == 2  # 25 tiles over 20x20; F(2x2)'s fit 18x18
     assert conv.winograd_tile((64, 12, 12)) == 2  # 9 tiles: too few
+    conv.c = 128
+    assert conv.winograd_tile((64, 13, 13)) == 4  # from 128 channels, 16 tiles suffice
+    assert conv.winograd_tile((64, 12, 12)) == 2  # but not 9
     conv.c = 3
     assert conv.winograd_tile((64, 104, 104)) == 0  # three channels: im2col
     conv.c, conv.filters = 512, 1024
-    assert conv.winograd_tile((1024, 13, 13)) == 2  # 32 MB of U still beats im2col
+    assert conv.winograd_tile((1024, 13, 13)) == 4  # 75 MB of U still beats F(2x2)
+    assert conv.winograd_tile((1024, 10, 10)) == 2
     conv.c = 32
     assert conv.winograd_tile((1024, 13, 13)) == 0  # few channels on a small map: im2col
     assert conv.winograd_tile((1024, 16, 16)) == 4  # unless 4x4 tiles fit it as well as 2x2
@@ -401,10 +405,15 @@ def test_winograd_tile_choice():
     assert conv.winograd_tile((1024, 16, 16)) == 0
     conv.c, conv.stride_x, conv.stride_y = 64, 2, 2
     assert conv.winograd_tile((64, 104, 104)) == 2  # stride 2: F(2x2) from two phases
-    assert conv.winograd_tile((64, 13, 13)) == 0  # 49 tiles: im2col
+    assert conv.winograd_tile((64, 9, 9)) == 2  # 25 tiles
+    assert conv.winograd_tile((64, 7, 7)) == 0  # 16 tiles: im2col, but from 128 channels
+    conv.c = 128
+    assert conv.winograd_tile((64, 7, 7)) == 2
+    assert conv.winograd_tile((64, 6, 6)) == 0  # 9 tiles: im2col
     conv.c = 32
     assert conv.winograd_tile((64, 104, 104)) == 2  # 2704 tiles: shallow GEMMs, many columns
-    assert conv.winograd_tile((64, 64, 64)) == 0  # 1024 tiles: im2col
+    assert conv.winograd_tile((64, 16, 16)) == 2  # 64 tiles
+    assert conv.winograd_tile((64, 14, 14)) == 0  # 49
     conv.c = 8
     assert conv.winograd_tile((64, 104, 104)) == 0  # too few channels
     conv.c, conv.stride_y = 64, 1

@@ -105,4 +105,6 @@ def test_tta_on_the_sample_images_refines_the_plain_detections():
             ious = box_iou(np.array([w.x, w.y, w.w, w.h], np.float32),
                            np.array([[g.x, g.y, g.w, g.h] for g in same], np.float32))  # fmt: skip
             best = int(np.argmax(ious))
-            assert ious[best] > 0.45 and same[best].confidence >= w.confidence - 1e-6, name
+            # TTA's passes run as a batch, one image per thread, so its layers' steps differ
+            # from the plain forward's split over threads: float rounding apart (~1e-6)
+            assert ious[best] > 0.45 and same[best].confidence >= w.confidence - 1e-5, name
