@@ -486,10 +486,20 @@ class Convolutional(Layer):
         if tile not in made:
             g = self.weights.reshape(-1, 9)
             side = self._winograd_kernels(tile)[0]
-            u = np.empty((side * side, g.shape[0]), np.float32)
-            # one step per thread: on a cold start's first forward
-            in_steps(g.shape[0], lambda k0, k1: kernels.winograd_weights(g, u, side, k0, k1), 1)
-            made[tile] = gemm.pack(u.reshape(-1, self.filters, self.c))  # for gemm.gemm_tiles
+            a, n, c, mr = side * side, self.filters, self.c, gemm.MR
+            u = np.empty((a, -(-n // mr), c, mr), np.float32)  # packed for gemm.gemm_tiles
+
+            def blocks(b0: int, b1: int) -> None:
+                """U of filters mr*b0.. (mr at a time: no second copy of U in memory)."""
+                part = np.empty((a, mr * c), np.float32)
+                for b in range(b0, b1):
+                    f0, f1 = b * mr, min(n, b * mr + mr)
+                    kernels.winograd_weights(g[f0 * c : f1 * c], part, side, 0, (f1 - f0) * c)
+                    u[:, b, :, : f1 - f0] = part[:, : (f1 - f0) * c].reshape(a, -1, c).swapaxes(1, 2)
+                    u[:, b, :, f1 - f0 :] = 0.0
+
+            in_steps(u.shape[1], blocks, 1)  # one step per thread: on a cold start's first forward
+            made[tile] = u
             if self._weights_at is not None:
                 self._weights = None  # weights once: U replaces them; read again if asked for
         return made[tile]
