@@ -968,9 +968,10 @@ def winograd_s2_output(m, ty0, ty1, tw, f0, f1, out):
 # the inner loop reads it; BLAS packs A again on every call, and on a Winograd layer's products
 # (A filters x channels, B channels x tiles, with 16-49 tiles or few filters) that copy is much
 # of the work: OpenBLAS runs (512 x 512) @ (512 x 16) at ~40 GFLOP/s on one core, this at ~70.
-# The inner loop keeps a 6 x 16 tile of C in twelve 8-float vectors (LLVM IR through a Numba
-# intrinsic; LLVM lowers them to AVX/AVX2, to AVX-512's or NEON's registers): each step of k
-# loads two vectors of a row of B and multiply-adds them with 6 broadcast values of A. Columns
+# The inner loop keeps a 6 x 16 tile of C in twelve 8-float vectors (generic LLVM vector IR
+# through a Numba intrinsic, which LLVM lowers to the CPU's own vector instructions; checked on
+# AVX2): each step of k loads two vectors of a row of B and multiply-adds them with 6 broadcast
+# values of A. Columns
 # past the last multiple of 8 are copied into scratch first, and rows past the last multiple
 # of 6 go through a scratch tile: nothing is read or written outside the arrays.
 GEMM_MR = 6  # rows of A (filters) per tile

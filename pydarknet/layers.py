@@ -494,8 +494,9 @@ class Convolutional(Layer):
                 part = np.empty((a, mr * c), np.float32)
                 for b in range(b0, b1):
                     f0, f1 = b * mr, min(n, b * mr + mr)
-                    kernels.winograd_weights(g[f0 * c : f1 * c], part, side, 0, (f1 - f0) * c)
-                    u[:, b, :, : f1 - f0] = part[:, : (f1 - f0) * c].reshape(a, -1, c).swapaxes(1, 2)
+                    k = (f1 - f0) * c  # kernels of these filters
+                    kernels.winograd_weights(g[f0 * c : f1 * c], part, side, 0, k)
+                    u[:, b, :, : f1 - f0] = part[:, :k].reshape(a, -1, c).swapaxes(1, 2)
                     u[:, b, :, f1 - f0 :] = 0.0
 
             in_steps(u.shape[1], blocks, 1)  # one step per thread: on a cold start's first forward
