@@ -1,8 +1,21 @@
-"""The packed-A GEMM's Python side (its kernels are kernels.gemm_packed and kernels.gemm_tiles):
-packing the weights once, the scratch it needs, and numpy's matmul in its place when Numba's
-JIT is disabled (tests), since its tile intrinsics have no Python form."""
+"""The Winograd products' GEMM: C = A @ B with A (the transformed weights U) fixed.
+
+Two ways, chosen once per process (PACKED):
+- the packed kernel (kernels.gemm_packed, kernels.gemm_tiles): U packed once in the order its
+  inner loop reads it. BLAS packs A again on every call, which on the 16-49 tile columns of
+  small maps is much of the work: (512 x 512) @ (512 x 16) ~40 GFLOP/s per core through
+  OpenBLAS, ~70 so, on AVX2. Its tile is sized for AVX2's 16 vector registers and has been
+  measured only there: it is used on x86 CPUs with AVX2 and FMA but not AVX-512, where
+  OpenBLAS's kernels use twice the vector width that this one does.
+- numpy's matmul (BLAS) on U as is, everywhere else, and when Numba's JIT is disabled (tests):
+  the kernel's tile intrinsics have no Python form.
+PYDARKNET_GEMM=packed or =blas overrides the choice (for trying either on a new CPU).
+"""
 
 from __future__ import annotations
+
+import os
+import warnings
 
 import numba
 import numpy as np
@@ -13,17 +26,40 @@ MR = kernels.GEMM_MR
 _JIT = not numba.config.DISABLE_JIT
 
 
+def _packed_by_default() -> bool:
+    """x86 with AVX2 and FMA and without AVX-512, compiled for this CPU."""
+    if numba.config.CPU_NAME or numba.config.CPU_FEATURES:
+        return False  # Numba told to compile for another CPU: nothing known about it
+    try:
+        from llvmlite import binding
+
+        has = binding.get_host_cpu_features()
+        return bool(has.get("avx2") and has.get("fma") and not has.get("avx512f"))
+    except Exception:  # no feature list from LLVM: the measured-everywhere way
+        return False
+
+
+def _choose() -> bool:
+    asked = os.environ.get("PYDARKNET_GEMM", "").strip().lower()
+    if asked not in ("", "packed", "blas"):
+        warnings.warn(f"PYDARKNET_GEMM={asked!r} is neither 'packed' nor 'blas'; ignored",
+                      stacklevel=2)  # fmt: skip
+        asked = ""
+    if not _JIT:
+        return False
+    return asked == "packed" if asked else _packed_by_default()
+
+
+PACKED = _choose()
+
+
 def pack(a: np.ndarray) -> np.ndarray:
     """(..., M, K) -> (..., ceil(M / 6), K, 6) float32: each block of 6 rows stored column by
-    column (k-th column's 6 values together), the last block padded with zero rows. One
-    allocation besides `a`: a Winograd layer's U is tens of MB."""
+    column (the k-th column's 6 values together), the last block padded with zero rows."""
     *lead, m, k = a.shape
-    blocks = -(-m // MR)
-    out = np.empty((*lead, blocks, k, MR), np.float32)
-    for b in range(blocks):
-        rows = min(MR, m - b * MR)
-        out[..., b, :, :rows] = np.swapaxes(a[..., b * MR : b * MR + rows, :], -1, -2)
-        out[..., b, :, rows:] = 0.0
+    out = np.empty((*lead, -(-m // MR), k, MR), np.float32)
+    for f0 in range(0, m, MR):
+        store_filters(out, f0, a[..., f0 : f0 + MR, :])
     return out
 
 
@@ -33,25 +69,51 @@ def unpack(ap: np.ndarray, m: int) -> np.ndarray:
     return np.swapaxes(ap, -1, -2).reshape(*lead, blocks * MR, k)[..., :m, :]
 
 
+def empty_weights(a: int, n: int, c: int) -> np.ndarray:
+    """Uninitialised U for a (elements) x n (filters) x c (channels) in PACKED's layout:
+    packed (a, ceil(n / 6), c, 6) or plain (a, n, c). gemm_tiles takes either."""
+    if PACKED:
+        return np.empty((a, -(-n // MR), c, MR), np.float32)
+    return np.empty((a, n, c), np.float32)
+
+
+def store_filters(u: np.ndarray, f0: int, w: np.ndarray) -> None:
+    """Write filters f0.. of U (either layout) from w (..., rows, c); packed (u has one more
+    axis than w), f0 starts a block of 6 and rows <= 6 (the block's missing rows become 0)."""
+    if u.ndim == w.ndim:
+        u[..., f0 : f0 + w.shape[-2], :] = w
+        return
+    rows = w.shape[-2]
+    u[..., f0 // MR, :, :rows] = np.swapaxes(w, -1, -2)
+    u[..., f0 // MR, :, rows:] = 0.0
+
+
+def filters(u: np.ndarray, f0: int, f1: int) -> np.ndarray:
+    """U (either layout) of filters f0..f1, f0 a multiple of 6."""
+    return u[:, f0 // MR : -(-f1 // MR)] if u.ndim == 4 else u[:, f0:f1]
+
+
 def scratch_floats(k: int) -> int:
     """Floats of the scratch gemm() needs for products k deep."""
     return 8 * k + MR * kernels.GEMM_NR
 
 
 def gemm(ap: np.ndarray, b: np.ndarray, c: np.ndarray, scratch: np.ndarray) -> None:
-    """c = A[:M] @ b for A packed by pack() into ap (ceil(M / 6), K, 6), b (K, N) and c (M, N)
-    float32 with unit column stride (rows any distance apart); scratch float32 of at least
-    scratch_floats(K). Releases the GIL."""
+    """c = A[:M] @ b through the packed kernel (numpy's matmul without the JIT), A packed by
+    pack() into ap (ceil(M / 6), K, 6), b (K, N) and c (M, N) float32 with unit column stride
+    (rows any distance apart); scratch float32 of at least scratch_floats(K). Releases the
+    GIL."""
     if _JIT:
         kernels.gemm_packed(ap, b, c, scratch)
     else:
         np.matmul(unpack(ap, c.shape[0]), b, out=c)
 
 
-def gemm_tiles(up: np.ndarray, v: np.ndarray, m: np.ndarray, scratch: np.ndarray) -> None:
-    """A Winograd layer's products: m[i] = U_i @ v[i] for each element i of a tile, up the U_i
-    packed (elements, ceil(n / 6), c, 6), v (elements, c, tiles), m (elements, n, tiles)."""
-    if _JIT:
-        kernels.gemm_tiles(up, v, m, scratch)
+def gemm_tiles(u: np.ndarray, v: np.ndarray, m: np.ndarray, scratch: np.ndarray) -> None:
+    """A Winograd layer's products: m[i] = U_i @ v[i] for each element i of a tile, u from
+    empty_weights (or filters()) in either layout, v (elements, c, tiles), m (elements, n,
+    tiles). Releases the GIL."""
+    if u.ndim == 4:
+        kernels.gemm_tiles(u, v, m, scratch)
     else:
-        np.matmul(unpack(up, m.shape[1]), v, out=m)
+        np.matmul(u, v, out=m)

@@ -970,10 +970,10 @@ def winograd_s2_output(m, ty0, ty1, tw, f0, f1, out):
 # of the work: OpenBLAS runs (512 x 512) @ (512 x 16) at ~40 GFLOP/s on one core, this at ~70.
 # The inner loop keeps a 6 x 16 tile of C in twelve 8-float vectors (generic LLVM vector IR
 # through a Numba intrinsic, which LLVM lowers to the CPU's own vector instructions; checked on
-# AVX2): each step of k loads two vectors of a row of B and multiply-adds them with 6 broadcast
-# values of A. Columns
-# past the last multiple of 8 are copied into scratch first, and rows past the last multiple
-# of 6 go through a scratch tile: nothing is read or written outside the arrays.
+# AVX2, and used only there, see gemm.PACKED): each step of k loads two vectors of a row of B
+# and multiply-adds them with 6 broadcast values of A. Columns past the last multiple of 8 are
+# copied into scratch first, and rows past the last multiple of 6 go through a scratch tile:
+# nothing is read or written outside the arrays.
 GEMM_MR = 6  # rows of A (filters) per tile
 GEMM_NR = 16  # columns of B per tile: two vectors of 8
 _F32_IR = ir.FloatType()

@@ -470,9 +470,9 @@ class Convolutional(Layer):
         return 0
 
     def winograd_weights(self, tile: int) -> np.ndarray:
-        """U = G g G^T of every (filter, channel) 3x3 kernel g, packed for gemm.gemm_tiles:
-        ((tile+2)^2, ceil(n / 6), c, 6); made once per tile size (summed in float64) and again
-        when new weights are loaded."""
+        """U = G g G^T of every (filter, channel) 3x3 kernel g, in gemm.gemm_tiles' layout
+        (gemm.empty_weights); made once per tile size (summed in float64) and again when new
+        weights are loaded."""
         made = getattr(self, "_winograd_u", None)
         if made is not None and tile in made:
             return made[tile]
@@ -487,7 +487,7 @@ class Convolutional(Layer):
             g = self.weights.reshape(-1, 9)
             side = self._winograd_kernels(tile)[0]
             a, n, c, mr = side * side, self.filters, self.c, gemm.MR
-            u = np.empty((a, -(-n // mr), c, mr), np.float32)  # packed for gemm.gemm_tiles
+            u = gemm.empty_weights(a, n, c)
 
             def blocks(b0: int, b1: int) -> None:
                 """U of filters mr*b0.. (mr at a time: no second copy of U in memory)."""
@@ -496,10 +496,9 @@ class Convolutional(Layer):
                     f0, f1 = b * mr, min(n, b * mr + mr)
                     k = (f1 - f0) * c  # kernels of these filters
                     kernels.winograd_weights(g[f0 * c : f1 * c], part, side, 0, k)
-                    u[:, b, :, : f1 - f0] = part[:, :k].reshape(a, -1, c).swapaxes(1, 2)
-                    u[:, b, :, f1 - f0 :] = 0.0
+                    gemm.store_filters(u, f0, part[:, :k].reshape(a, -1, c))
 
-            in_steps(u.shape[1], blocks, 1)  # one step per thread: on a cold start's first forward
+            in_steps(-(-n // mr), blocks, 1)  # one step per thread: a cold start's first forward
             made[tile] = u
             if self._weights_at is not None:
                 self._weights = None  # weights once: U replaces them; read again if asked for
@@ -650,7 +649,7 @@ class Convolutional(Layer):
                 f0, f1 = i * fstep, min(n, (i + 1) * fstep)
                 start = a * c * t + a * f0 * t
                 m = ws[start : start + a * (f1 - f0) * t].reshape(a, f1 - f0, t)
-                gemm.gemm_tiles(u[:, f0 // gemm.MR : -(-f1 // gemm.MR)], v, m, gemm_scratch(c))
+                gemm.gemm_tiles(gemm.filters(u, f0, f1), v, m, gemm_scratch(c))
                 transform_output(m, 0, th, tw, f0, f1, out[b])
                 kernels.bias_activate(y[f0:f1], self.biases[f0:f1], act, 0, out_h * out_w,
                                       *act_scratch())

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import ctypes
 import mmap
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pydarknet import gemm
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _product(m: int, k: int, n: int, seed: int, gap: int = 0):
@@ -88,3 +93,22 @@ def test_gemm_reads_nothing_past_b(n):
         del b
         libc.mprotect(base + page, page, 3)  # PROT_READ | PROT_WRITE, so the buffer can close
         buf.close()
+
+
+@pytest.mark.parametrize("asked,packed", [("packed", True), ("blas", False), ("BLAS ", False)])
+def test_env_chooses_the_way(asked, packed):
+    """PYDARKNET_GEMM overrides the CPU-based choice (decided at import)."""
+    env = {**os.environ, "PYDARKNET_GEMM": asked}
+    env.pop("NUMBA_DISABLE_JIT", None)
+    code = "from pydarknet import gemm; print(gemm.PACKED)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         cwd=ROOT, check=True)  # fmt: skip
+    assert out.stdout.strip() == str(packed)
+
+
+def test_env_with_another_value_warns_and_is_ignored():
+    env = {**os.environ, "PYDARKNET_GEMM": "fast"}
+    code = "from pydarknet import gemm"
+    out = subprocess.run([sys.executable, "-W", "always", "-c", code], env=env,
+                         capture_output=True, text=True, cwd=ROOT, check=True)  # fmt: skip
+    assert "PYDARKNET_GEMM='fast' is neither 'packed' nor 'blas'; ignored" in out.stderr

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import pydarknet
-from pydarknet import image, kernels, threads
+from pydarknet import gemm, image, kernels, threads
 from pydarknet.layers import ACTIVATIONS, act_scratch
 
 from . import reference
@@ -358,6 +358,29 @@ def test_every_3x3_path_matches_the_direct_twin(tmp_path, monkeypatch, tile, str
     for b in range(2):
         want = _twin(net, x[b : b + 1])
         assert np.abs(got[b] - want).max() <= 2e-5 * max(np.abs(want).max(), 1.0)
+
+
+# the packed kernel needs the JIT (its intrinsics have no Python form): BLAS's way only without
+@pytest.mark.parametrize("packed", [True, False] if gemm._JIT else [False])
+@pytest.mark.parametrize("tile,stride", [(2, 1), (4, 1), (2, 2)])
+@pytest.mark.parametrize("c,h,w,filters", [(32, 7, 5, 70), (33, 45, 38, 130)])
+def test_winograd_products_either_way(tmp_path, monkeypatch, packed, tile, stride, c, h, w,
+                                      filters):  # fmt: skip
+    """Winograd's products through the packed kernel and through BLAS (gemm.PACKED, chosen by
+    CPU: both must give the direct twin's numbers), in row and filter steps on 2 threads."""
+    monkeypatch.setattr(gemm, "PACKED", packed)
+    monkeypatch.setattr(pydarknet.layers.Convolutional, "winograd_tile", lambda self, out: tile)
+    before = threads.num_threads()
+    threads.set_num_threads(2)
+    try:
+        net = _conv_net(tmp_path, c, h, w, filters, 3, stride, 1)
+        x = rand((1, c, h, w), seed=c)
+        (got,) = net.forward(x)
+    finally:
+        threads.set_num_threads(before)
+    assert net.layers[0].winograd_weights(tile).ndim == (4 if packed else 3)
+    want = _twin(net, x)
+    assert np.abs(got[0] - want).max() <= 2e-5 * max(np.abs(want).max(), 1.0)
 
 
 @pytest.mark.parametrize("padding,h,w", [(2, 37, 29), (3, 33, 33), (0, 40, 41)])
