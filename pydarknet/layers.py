@@ -450,20 +450,27 @@ class Convolutional(Layer):
         are c deep instead of 9c, and U is 25/9 of the weights. It pays from 128 channels on
         outputs of >= 16 2x2 tiles (7x7: 512 channels 3.4 against 4.4 ms), from 64 on >= 25,
         from 32 on >= 64 and from 16 on >= 2500 (yolov4-tiny at 416: 3.45 vs 3.56 ms); on 9
-        tiles (6x6) im2col wins."""
+        tiles (6x6) im2col wins.
+
+        Where the products go through BLAS instead (gemm.PACKED false), the rules measured with
+        it apply: no F(4x4) on 13x13-like maps (7-19% slower than F(2x2) there), and stride 2
+        from 64 channels on >= 64 tiles or from 16 on >= 2500."""
         if not (self.winograd and self.use_winograd):
             return 0
         c = self.c
         if self.stride_x == 2:
             tiles = -(-out[1] // 2) * -(-out[2] // 2)
-            fits = ((c >= 128 and tiles >= 16) or (c >= 64 and tiles >= 25)
-                    or (c >= 32 and tiles >= 64) or (c >= 16 and tiles >= 2500))  # fmt: skip
+            if gemm.PACKED:
+                fits = ((c >= 128 and tiles >= 16) or (c >= 64 and tiles >= 25)
+                        or (c >= 32 and tiles >= 64) or (c >= 16 and tiles >= 2500))  # fmt: skip
+            else:
+                fits = c >= 16 and tiles >= 64 and (c >= 64 or tiles >= 2500)
             return 2 if fits else 0
         tiles4 = -(-out[1] // 4) * -(-out[2] // 4)
         # 16-35 4x4 tiles that compute no more outputs than F(2x2)'s would (the map's sides
         # 4k or 4k-1: 15, 16, 19, 20)
         snug = tiles4 >= 16 and 4 * tiles4 == -(-out[1] // 2) * -(-out[2] // 2)
-        if c >= 16 and (tiles4 >= 36 or snug) or c >= 128 and tiles4 >= 16:
+        if c >= 16 and (tiles4 >= 36 or snug) or gemm.PACKED and c >= 128 and tiles4 >= 16:
             return 4
         if c >= 64:
             return 2

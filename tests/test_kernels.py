@@ -401,9 +401,10 @@ def test_stride_2_winograd_with_explicit_padding(tmp_path, monkeypatch, padding,
     assert np.abs(got[0] - want).max() <= 2e-5 * max(np.abs(want).max(), 1.0)
 
 
-def test_winograd_tile_choice():
+def test_winograd_tile_choice(monkeypatch):
     from pydarknet.layers import Convolutional
 
+    monkeypatch.setattr(gemm, "PACKED", True)  # the rules measured with the packed kernel
     conv = Convolutional.__new__(Convolutional)
     conv.size, conv.stride_x, conv.stride_y, conv.dilation, conv.groups = 3, 1, 1, 1, 1
     conv.c, conv.filters = 64, 64
@@ -441,6 +442,24 @@ def test_winograd_tile_choice():
     assert conv.winograd_tile((64, 104, 104)) == 0  # too few channels
     conv.c, conv.stride_y = 64, 1
     assert conv.winograd_tile((64, 104, 104)) == 0  # strides 2 x 1: im2col
+
+
+def test_winograd_tile_choice_with_blas(monkeypatch):
+    """Where BLAS does the products (gemm.PACKED false), the rules measured with BLAS."""
+    from pydarknet.layers import Convolutional
+
+    monkeypatch.setattr(gemm, "PACKED", False)
+    conv = Convolutional.__new__(Convolutional)
+    conv.size, conv.stride_x, conv.stride_y, conv.dilation, conv.groups = 3, 1, 1, 1, 1
+    conv.c, conv.filters = 512, 1024
+    assert conv.winograd_tile((1024, 13, 13)) == 2  # F(4x4)'s 16 tiles over 16x16: not here
+    assert conv.winograd_tile((1024, 16, 16)) == 4
+    conv.c, conv.stride_x, conv.stride_y = 128, 2, 2
+    assert conv.winograd_tile((64, 7, 7)) == 0  # stride 2: >= 64 tiles
+    assert conv.winograd_tile((64, 16, 16)) == 2
+    conv.c = 32
+    assert conv.winograd_tile((64, 16, 16)) == 0  # and from 16 channels, >= 2500
+    assert conv.winograd_tile((64, 104, 104)) == 2
 
 
 def test_pool_jobs_count_the_small_map_winograd_transform():
