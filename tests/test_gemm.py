@@ -50,6 +50,22 @@ def test_gemm_depths(k):
     np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
 
 
+def test_gemm_sweeps_a_in_groups():
+    """With a deep A, the blocks of 6 rows go over b's columns a group at a time
+    (kernels._GEMM_GROUP_BYTES): 131 rows, 512 deep, are 3 groups; the last one's rows end
+    in a partial block, and the columns in a tail."""
+    from pydarknet import kernels
+
+    k = 512
+    assert -(-131 // 6) > 2 * (kernels._GEMM_GROUP_BYTES // (4 * 6 * k))
+    a, b, wide_c, c = _product(131, k, 45, seed=5, gap=3)
+    gemm.gemm(gemm.pack(a), b, c, np.empty(gemm.scratch_floats(k), np.float32))
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    scale = np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64)
+    assert np.all(np.abs(c - want) <= 1e-6 * scale)
+    assert np.isnan(wide_c[[0, -1]]).all() and np.isnan(wide_c[:, 45:]).all()
+
+
 def test_gemm_on_a_block_range_of_the_packed_rows():
     """A split by filters passes ap[f0 // 6 : ...] and c[f0:f1] (f0 a multiple of 6)."""
     a, b, _, c = _product(40, 16, 24, seed=3)
