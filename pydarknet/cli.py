@@ -609,6 +609,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         except DarknetError as e:  # not installed, OpenCV 5, or a cfg its importer rejects
             print(f"pydarknet: OpenCV comparison skipped: {e}", file=sys.stderr)
     print(f"{what}: BFLOPs {net.bflops((h, w)) * args.batch:.2f}", file=out)
+    from . import gemm
+
+    print(f"  (Winograd products: {gemm.describe()})", file=out)
     stats = bench.interleaved(runners, x, args.repeat)
     for name, st in stats.items():
         print(f"  {name:<10} median {st.median * 1e3:8.1f} ms  (p10 {st.p10 * 1e3:.1f}, "

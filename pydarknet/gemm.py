@@ -53,6 +53,15 @@ def _choose() -> bool:
 PACKED = _choose()
 
 
+def describe() -> str:
+    """Which way the Winograd products go, and why, for `pydarknet bench`."""
+    asked = os.environ.get("PYDARKNET_GEMM", "").strip().lower() in ("packed", "blas")
+    why = "PYDARKNET_GEMM" if asked else ("the JIT is off" if not _JIT else "this CPU")
+    if PACKED:
+        return f"pydarknet's packed GEMM ({why}; PYDARKNET_GEMM=blas for BLAS)"
+    return f"BLAS ({why}; PYDARKNET_GEMM=packed for pydarknet's packed GEMM)"
+
+
 def pack(a: np.ndarray) -> np.ndarray:
     """(..., M, K) -> (..., ceil(M / 6), K, 6) float32: each block of 6 rows stored column by
     column (the k-th column's 6 values together), the last block padded with zero rows."""

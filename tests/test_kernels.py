@@ -683,6 +683,8 @@ def test_bench_command_prints_median_and_layers(capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "pydarknet  median" in out and "GFLOP/s" in out and " 23 yolo" in out
+    way = "pydarknet's packed GEMM" if gemm.PACKED else "BLAS"
+    assert f"(Winograd products: {way} (" in out
 
 
 def test_bench_layers_vs_opencv_times_opencv_per_darknet_layer(tmp_path, capsys):
