@@ -39,27 +39,28 @@ def _packed_by_default() -> bool:
         return False
 
 
-def _choose() -> bool:
+def _choose() -> tuple[bool, str]:
+    """(PACKED, why), decided once."""
     asked = os.environ.get("PYDARKNET_GEMM", "").strip().lower()
     if asked not in ("", "packed", "blas"):
         warnings.warn(f"PYDARKNET_GEMM={asked!r} is neither 'packed' nor 'blas'; ignored",
                       stacklevel=2)  # fmt: skip
         asked = ""
     if not _JIT:
-        return False
-    return asked == "packed" if asked else _packed_by_default()
+        return False, "the JIT is off"
+    if asked:
+        return asked == "packed", "PYDARKNET_GEMM"
+    return _packed_by_default(), "this CPU"
 
 
-PACKED = _choose()
+PACKED, _WHY = _choose()
 
 
 def describe() -> str:
     """Which way the Winograd products go, and why, for `pydarknet bench`."""
-    asked = os.environ.get("PYDARKNET_GEMM", "").strip().lower() in ("packed", "blas")
-    why = "PYDARKNET_GEMM" if asked else ("the JIT is off" if not _JIT else "this CPU")
     if PACKED:
-        return f"pydarknet's packed GEMM ({why}; PYDARKNET_GEMM=blas for BLAS)"
-    return f"BLAS ({why}; PYDARKNET_GEMM=packed for pydarknet's packed GEMM)"
+        return f"pydarknet's packed GEMM ({_WHY}; PYDARKNET_GEMM=blas for BLAS)"
+    return f"BLAS ({_WHY}; PYDARKNET_GEMM=packed for pydarknet's packed GEMM)"
 
 
 def pack(a: np.ndarray) -> np.ndarray:
