@@ -23,12 +23,15 @@ setup(
         "video": [],  # video files, cameras and streams need only OpenCV (its FFmpeg backend)
         "eval": ["pycocotools>=2.0.6"],  # pydarknet map --annotations (COCO AP)
         "dask": ["dask[distributed]>=2023.1"],  # pydarknet detect --dask, pydarknet.distributed
+        "onnx": ["onnx>=1.13", "onnxruntime>=1.14"],  # pydarknet bench --vs onnxruntime
         # OpenCV 4.x is the test oracle: OpenCV 5 removed cv2.dnn.readNetFromDarknet.
         "test": [
             "pytest>=7",
             "opencv-python-headless>=4.5,<5",
             "pycocotools>=2.0.6",
             "dask[distributed]>=2023.1",
+            "onnx>=1.13",
+            "onnxruntime>=1.14",
         ],
     },
     entry_points={"console_scripts": ["pydarknet = pydarknet.cli:main"]},

@@ -77,6 +77,50 @@ def opencv_forward(cfg: str | Path, weights: str | Path, threads: int):
     return run
 
 
+def onnxruntime_available() -> str | None:
+    """None if ONNX Runtime and the onnx package can run a converted network, else why not."""
+    for module in ("onnx", "onnxruntime"):
+        try:
+            __import__(module)
+        except ImportError:
+            return f"{module} is not installed (pip install onnx onnxruntime)"
+    return None
+
+
+def write_onnx(net, height: int, width: int, path: str | Path) -> str:
+    """The loaded network converted to ONNX (onnx_export.py), written to path."""
+    why = onnxruntime_available()
+    if why:
+        raise DarknetError(why)
+    from .onnx_export import export
+
+    Path(path).write_bytes(export(net, height, width))
+    return str(path)
+
+
+def onnxruntime_forward(model: str, threads: int):
+    """A callable x -> ONNX Runtime's outputs for the .onnx file `model` (write_onnx), on
+    `threads` threads. Its threads do not spin after a run, as they do by default: spinning
+    threads would take the cores from the next engine's interleaved run."""
+    why = onnxruntime_available()
+    if why:
+        raise DarknetError(why)
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+
+    def run(x: np.ndarray):
+        return session.run(names, {"input": x})
+
+    return run
+
+
 def opencv_layer_seconds(run) -> dict[int, float]:
     """Seconds per darknet layer index of the last forward of an opencv_forward runner, from
     getPerfProfile. OpenCV's importer names each of its layers type_index after the darknet
@@ -190,17 +234,19 @@ def run_measured(code: str, args: list[str], env: dict | None = None) -> tuple[f
 
 
 def forward_rss(engine: str, cfg, weights, height: int, width: int, batch: int,
-                threads: int, heads: list[int] | None = None) -> float:  # fmt: skip
-    """Peak RSS (MB) of a fresh process that loads the model and runs 3 forward passes."""
+                threads: int, heads: list[int] | None = None,
+                onnx: str | None = None) -> float:  # fmt: skip
+    """Peak RSS (MB) of a fresh process that loads the model and runs 3 forward passes
+    (ONNX Runtime's loads the .onnx file `onnx`: no pydarknet network in its memory)."""
     code = (
         "from pydarknet.bench import _forward_child\n"
         f"_forward_child({engine!r}, {str(cfg)!r}, {str(weights)!r}, {height}, {width}, "
-        f"{batch}, {threads}, {heads!r})"
+        f"{batch}, {threads}, {heads!r}, {onnx!r})"
     )
     return run_measured(code, [])[1]
 
 
-def _forward_child(engine, cfg, weights, height, width, batch, threads, heads):
+def _forward_child(engine, cfg, weights, height, width, batch, threads, heads, onnx=None):
     x = make_input(batch, height, width)
     if engine == "pydarknet":
         from . import threads as th
@@ -211,6 +257,8 @@ def _forward_child(engine, cfg, weights, height, width, batch, threads, heads):
         if heads is not None:
             net.prune(heads)
         run = net.forward
+    elif engine == "onnxruntime":
+        run = onnxruntime_forward(onnx, threads)
     else:
         run = opencv_forward(cfg, weights, threads)
     for _ in range(3):

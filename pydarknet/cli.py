@@ -121,7 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=_positive_threads, help="CPU threads (all cores)")
     b.add_argument("--repeat", type=_positive_threads, default=20, help="timed runs (20)")
     b.add_argument("--batch", type=_positive_threads, default=1, help="images per forward (1)")
-    b.add_argument("--vs", choices=["opencv"], help="also time OpenCV 4.x DNN, interleaved")
+    b.add_argument("--vs", choices=["opencv", "onnxruntime"], action="append", default=[],
+                   help="also time OpenCV 4.x DNN, or ONNX Runtime on the network converted to "
+                        "ONNX, interleaved (repeat for both)")
     b.add_argument("--layers", action="store_true", help="time and GFLOP/s of every layer")
     b.add_argument("--memory", action="store_true",
                    help="peak RSS of a fresh process running the model (and OpenCV's with --vs)")
@@ -601,33 +603,41 @@ def cmd_bench(args: argparse.Namespace) -> int:
     out = sys.stdout
     what = f"{args.cfg} @{w}x{h}, batch {args.batch}, {n} threads"
     runners = {"pydarknet": net.forward}
-    if args.vs == "opencv":
-        if args.heads:
-            raise DarknetError("--vs opencv compares whole networks; drop --heads")
+    onnx = None  # the .onnx file ONNX Runtime runs
+    if args.vs and args.heads:
+        raise DarknetError(f"--vs {args.vs[0]} compares whole networks; drop --heads")
+    for engine in dict.fromkeys(args.vs):
         try:
-            runners["opencv"] = bench.opencv_forward(args.cfg, weights, n)
-        except DarknetError as e:  # not installed, OpenCV 5, or a cfg its importer rejects
-            print(f"pydarknet: OpenCV comparison skipped: {e}", file=sys.stderr)
+            if engine == "opencv":
+                runners["opencv"] = bench.opencv_forward(args.cfg, weights, n)
+            else:
+                onnx = bench.write_onnx(net, h, w, Path(tmp.name) / "model.onnx")
+                runners["onnxruntime"] = bench.onnxruntime_forward(onnx, n)
+        except DarknetError as e:  # not installed, OpenCV 5, or a cfg or layer it lacks
+            label = {"opencv": "OpenCV", "onnxruntime": "ONNX Runtime"}[engine]
+            print(f"pydarknet: {label} comparison skipped: {e}", file=sys.stderr)
     print(f"{what}: BFLOPs {net.bflops((h, w)) * args.batch:.2f}", file=out)
     from . import gemm
 
     print(f"  (Winograd products: {gemm.describe()})", file=out)
     stats = bench.interleaved(runners, x, args.repeat)
+    width = max(10, *map(len, stats))
     for name, st in stats.items():
-        print(f"  {name:<10} median {st.median * 1e3:8.1f} ms  (p10 {st.p10 * 1e3:.1f}, "
+        print(f"  {name:<{width}} median {st.median * 1e3:8.1f} ms  (p10 {st.p10 * 1e3:.1f}, "
               f"p90 {st.p90 * 1e3:.1f}, {args.repeat} runs)", file=out)  # fmt: skip
-    if "opencv" in stats:
-        ratio = stats["pydarknet"].median / stats["opencv"].median
-        print(f"  ratio      {ratio:8.2f}  (pydarknet / opencv; < 1 is faster)", file=out)
+    for engine in runners:
+        if engine != "pydarknet":
+            ratio = stats["pydarknet"].median / stats[engine].median
+            print(f"  ratio      {ratio:8.2f}  (pydarknet / {engine}; < 1 is faster)", file=out)
     if args.batch > 1:
         print(f"  throughput {args.batch / stats['pydarknet'].median:8.1f} images/s", file=out)
     if args.memory:
         for engine in runners:
             mb = bench.forward_rss(engine, args.cfg, weights, h, w, args.batch, n,
-                                   net.kept_heads if args.heads else None)  # fmt: skip
-            print(f"  peak RSS   {engine:<10} {mb:6.0f} MB (fresh process, 3 forwards)", file=out)
+                                   net.kept_heads if args.heads else None, onnx)  # fmt: skip
+            print(f"  peak RSS   {engine:<{width}} {mb:6.0f} MB (fresh process, 3 forwards)", file=out)
     if args.cold:
-        engines = tuple(runners)
+        engines = tuple(e for e in runners if e != "onnxruntime")  # (no detect script for it)
         thresh = 0.25 if args.weights else 1.0  # random weights: no boxes, no NMS storm
         if not args.weights:
             print("  (random weights: cold start runs detect with --thresh 1, so no boxes)",
