@@ -1089,6 +1089,256 @@ def gemm_tiles(up, v, m, scratch):
         gemm_packed(up[i], v[i], m[i], scratch)
 
 
+# --- pool jobs run whole in the JIT ----------------------------------------------------------
+# A pool job whose steps are Python (threads._Job) hands the GIL between the threads at every
+# step and kernel boundary; on a VM a thread that finds the GIL taken sleeps, and waking it
+# costs 30-80 us. A job here is one nogil call per thread that claims its steps with an atomic
+# counter and runs them back to back, so a worker takes the GIL once per job, at a moment its
+# caller is inside the same call (threads.Pool.run_jit). Job state: an int64 array,
+# [JOB_NEXT] the next unclaimed step, [JOB_DONE] steps finished, [JOB_ENTERED] the address of
+# the counter its caller bumps on entering (its pool's; 0: none).
+JOB_NEXT, JOB_DONE, JOB_ENTERED = 0, 1, 2
+JOB_FIELDS = 8  # one 64-byte line per job state and per worker's flags
+_I64_IR = ir.IntType(64)
+_X86 = __import__("platform").machine().lower() in ("x86_64", "amd64", "i686", "x86")
+
+
+@intrinsic
+def _atomic_add(typingctx, addr, value):
+    """*addr += value (int64, sequentially consistent); returns the value before."""
+    sig = types.int64(types.intp, types.int64)
+
+    def codegen(context, builder, signature, args):
+        ptr = builder.inttoptr(args[0], _I64_IR.as_pointer())
+        return builder.atomic_rmw("add", ptr, args[1], "seq_cst")
+
+    return sig, codegen
+
+
+@intrinsic
+def _atomic_read(typingctx, addr):
+    """*addr (int64) with acquire order: a load the compiler may not hoist out of a loop."""
+    sig = types.int64(types.intp)
+
+    def codegen(context, builder, signature, args):
+        ptr = builder.inttoptr(args[0], _I64_IR.as_pointer())
+        return builder.load_atomic(ptr, "acquire", 8)
+
+    return sig, codegen
+
+
+@intrinsic
+def _spin_pause(typingctx):
+    """x86's PAUSE (a spin-wait hint that spares the other hyperthread); nothing elsewhere."""
+    sig = types.void()
+
+    def codegen(context, builder, signature, args):
+        if _X86:
+            pause = ir.FunctionType(ir.VoidType(), [])
+            builder.call(cgutils.get_or_insert_function(builder.module, pause,
+                                                        "llvm.x86.sse2.pause"), [])  # fmt: skip
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True)
+def job_claim(st):
+    """Claim the next step of job state st: its index (>= the step count once all are taken)."""
+    return _atomic_add(st.ctypes.data + 8 * JOB_NEXT, 1)
+
+
+@njit(cache=True, nogil=True)
+def job_enter(st, slot):
+    """A thread is inside the job; the caller (slot 0) also counts itself in at st[JOB_ENTERED],
+    the address of its pool's counter that waiting workers watch (0: none)."""
+    if slot == 0 and st[JOB_ENTERED]:
+        _atomic_add(st[JOB_ENTERED], 1)
+
+
+@njit(cache=True, nogil=True)
+def job_finish_wait(st, done, steps, spins):
+    """The caller, its own steps done: count them, then spin (up to `spins` pauses) until all
+    `steps` are finished. True if they are; else the caller sleeps and asks again (done 0)."""
+    at = st.ctypes.data + 8 * JOB_DONE
+    if done:
+        _atomic_add(at, done)
+    for _ in range(spins):
+        if _atomic_read(at) >= steps:
+            return True
+        _spin_pause()
+    return _atomic_read(at) >= steps
+
+
+@njit(cache=True, nogil=True)
+def worker_wait(flags, entered, seen, prev, prev_done, spins):
+    """A pool worker between jobs: count prev_done steps it finished of the job state at
+    address prev, then spin up to `spins` pauses until a job is posted after `seen` (int64 at
+    address flags: the jobs posted to this worker) and, for a JIT job (the int64 after it,
+    > 0), until its caller is inside it (the int64 at address entered reaches that), so that
+    the GIL is free when this thread takes it. Returns the jobs posted (== seen if it gave up:
+    the worker then sleeps on its queue). Addresses, not arrays: this runs in every process
+    with a pool, and an array argument's .ctypes would load numba.np.arrayobj there (see
+    ACT_SCRATCH)."""
+    if prev_done:
+        _atomic_add(prev + 8 * JOB_DONE, prev_done)
+    posted = seen
+    for _ in range(spins):
+        posted = _atomic_read(flags)
+        if posted != seen:
+            break
+        _spin_pause()
+    if posted == seen:
+        return seen
+    target = _atomic_read(flags + 8)
+    for _ in range(spins if target > 0 else 0):
+        if _atomic_read(entered) >= target:
+            break
+        _spin_pause()
+    return posted
+
+
+@njit(cache=True, nogil=True)
+def _winograd_in(kind, x, pad, ty0, ty1, tw, ch0, ch1, v):
+    if kind == 4:
+        winograd4_input(x, pad, ty0, ty1, tw, ch0, ch1, v)
+    elif kind == 2:
+        winograd_input(x, pad, ty0, ty1, tw, ch0, ch1, v)
+    else:
+        winograd_s2_input(x, pad, ty0, ty1, tw, ch0, ch1, v)
+
+
+@njit(cache=True, nogil=True)
+def _winograd_out(kind, m, ty0, ty1, tw, f0, f1, out):
+    if kind == 4:
+        winograd4_output(m, ty0, ty1, tw, f0, f1, out)
+    elif kind == 2:
+        winograd_output(m, ty0, ty1, tw, f0, f1, out)
+    else:
+        winograd_s2_output(m, ty0, ty1, tw, f0, f1, out)
+
+
+@njit(cache=True, nogil=True)
+def winograd_rows_job(st, slot, kind, tile, x, pad, rows, tw, up, ws, per_slot, out, bias,
+                      code, act, scratch):  # fmt: skip
+    """Steps of `rows` tile rows of a Winograd layer (kind: 4 = F(4x4), 2 = F(2x2), 0 = stride
+    2), claimed from job state st until none is left, on pool thread `slot`: input transform,
+    gemm_tiles, output transform, bias + activation, as layers.Convolutional's Python steps
+    (bit-identical). ws: the workspace, per_slot floats per thread; act (slots, ACT_SCRATCH) and
+    scratch (slots, gemm scratch): each thread's row. Returns the steps it ran."""
+    job_enter(st, slot)
+    bits = act[slot, _BLOCK:].view(np.int32)
+    c, n = x.shape[0], out.shape[0]
+    out_h, out_w = out.shape[1], out.shape[2]
+    th = -(-out_h // tile)
+    side = 5 if kind == 0 else tile + 2
+    a = side * side
+    y = out.reshape((n, out_h * out_w))
+    steps = -(-th // rows)
+    done = 0
+    while True:
+        i = job_claim(st)
+        if i >= steps:
+            return done
+        ty0, ty1 = i * rows, min(th, (i + 1) * rows)
+        t = (ty1 - ty0) * tw
+        base = slot * per_slot
+        v = ws[base : base + a * c * t].reshape((a, c, t))
+        m = ws[base + a * c * t : base + a * (c + n) * t].reshape((a, n, t))
+        _winograd_in(kind, x, pad, ty0, ty1, tw, 0, c, v)
+        gemm_tiles(up, v, m, scratch[slot])
+        _winograd_out(kind, m, ty0, ty1, tw, 0, n, out)
+        bias_activate(y, bias, code, tile * ty0 * out_w, min(out_h, tile * ty1) * out_w,
+                      act[slot], bits)  # fmt: skip
+        done += 1
+
+
+@njit(cache=True, nogil=True)
+def winograd_channels_job(st, slot, kind, x, pad, th, tw, per, v):
+    """A small map's whole input transform, in steps of `per` channels (see winograd_rows_job)."""
+    job_enter(st, slot)
+    c = x.shape[0]
+    done = 0
+    while True:
+        i = job_claim(st)
+        if i * per >= c:
+            return done
+        _winograd_in(kind, x, pad, 0, th, tw, i * per, min(c, (i + 1) * per), v)
+        done += 1
+
+
+@njit(cache=True, nogil=True)
+def winograd_filters_job(st, slot, kind, tile, th, tw, fstep, up, v, ms, out, bias, code, act,
+                         scratch):  # fmt: skip
+    """A small map's products, output transform, bias + activation in steps of `fstep` filters
+    (a multiple of GEMM_MR), v the whole map's input transform (th x tw tiles), ms the floats
+    for their products (see winograd_rows_job)."""
+    job_enter(st, slot)
+    bits = act[slot, _BLOCK:].view(np.int32)
+    n, out_h, out_w = out.shape
+    a, t = v.shape[0], v.shape[2]
+    y = out.reshape((n, out_h * out_w))
+    done = 0
+    while True:
+        i = job_claim(st)
+        f0 = i * fstep
+        if f0 >= n:
+            return done
+        f1 = min(n, f0 + fstep)
+        m = ms[a * f0 * t : a * f1 * t].reshape((a, f1 - f0, t))
+        gemm_tiles(up[:, f0 // GEMM_MR : -(-f1 // GEMM_MR)], v, m, scratch[slot])
+        _winograd_out(kind, m, 0, th, tw, f0, f1, out)
+        bias_activate(y[f0:f1], bias[f0:f1], code, 0, out_h * out_w, act[slot], bits)
+        done += 1
+
+
+# A 1x1 layer's columns go through gemm_packed in chunks copied to rows CONV1X1_LD floats
+# apart: read in place, B's rows are the map's size apart, a power of two on 256x256 .. 16x16
+# maps, and a 6 x 16 tile's dozens of rows then fall in one set of the caches (yolov4-csp's
+# 1x1 layers ran 2x slower so).
+def conv1x1_chunk(k: int) -> int:
+    """Columns per chunk for products k deep: ~64 KB of copied input, a multiple of 16."""
+    return max(16, min(256, (16384 // max(k, 1)) // 16 * 16))
+
+
+@njit(cache=True, nogil=True)
+def conv1x1_job(st, slot, ap, x, y, cols, fstep, chunk, bias, code, act, scratch, copies):
+    """A 1x1 stride-1 convolution y (n, hw) = W x (c, hw) + bias, activated, W packed as ap
+    (gemm.pack): steps of `cols` columns, or with fstep > 0 of fstep filters (a multiple of
+    GEMM_MR), claimed as in winograd_rows_job; the input `chunk` columns at a time through
+    this thread's row of copies (>= c * (chunk + 16) floats)."""
+    job_enter(st, slot)
+    bits = act[slot, _BLOCK:].view(np.int32)
+    c = x.shape[0]
+    n, hw = y.shape
+    ld = chunk + 16  # not a multiple of 4 KB
+    bt = copies[slot, : c * ld].reshape((c, ld))
+    done = 0
+    while True:
+        i = job_claim(st)
+        f0, f1, lo, hi = 0, n, 0, hw
+        if fstep > 0:
+            f0 = i * fstep
+            if f0 >= n:
+                return done
+            f1 = min(n, f0 + fstep)
+        else:
+            lo = i * cols
+            if lo >= hw:
+                return done
+            hi = min(hw, lo + cols)
+        part = ap[f0 // GEMM_MR : -(-f1 // GEMM_MR)]
+        for s0 in range(lo, hi, chunk):
+            s1 = min(hi, s0 + chunk)
+            for k in range(c):
+                src, dst = x[k, s0:s1], bt[k]
+                for j in range(s1 - s0):
+                    dst[j] = src[j]
+            gemm_packed(part, bt[:, : s1 - s0], y[f0:f1, s0:s1], scratch[slot])
+        bias_activate(y[f0:f1], bias[f0:f1], code, lo, hi, act[slot], bits)
+        done += 1
+
+
 # --- image input ---
 @njit(cache=True, nogil=True, error_model="numpy")
 def resize_bgr(img, out, ix, dx, iy, dy, need, part, unit):

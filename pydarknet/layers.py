@@ -40,6 +40,9 @@ STEP_COLUMNS = 1024  # the fewest output columns per step of such a split
 SMALL_MACS = 1 << 16
 
 
+# Winograd layers' steps as pool jobs run whole in the JIT (Convolutional._winograd_jit), where
+# the packed GEMM does their products; False: Python steps (tests compare the two).
+JIT_JOBS = True
 _MAKING_U = threading.Lock()
 _scratch = threading.local()
 
@@ -402,6 +405,7 @@ class Convolutional(Layer):
         self._weights = value
         self._weights_at = None  # set by hand: nothing to read back
         self._winograd_u = None
+        self._packed = None
 
     def workspace(self, prev: Shape, out: Shape) -> int:
         slots = threads.pool().size
@@ -530,6 +534,9 @@ class Convolutional(Layer):
         if self.direct and n < SPLIT_FILTERS_FROM and out_h * out_w >= 2 * pool.size * STEP_COLUMNS:
             rows = min(rows, -(-out_h // (2 * pool.size)))  # column steps: full-height GEMMs
         steps = -(-out_h // rows)
+        small = n < 32 * pool.size or n * k * out_h * out_w < SMALL_MACS
+        if self.direct and g == 1 and gemm.PACKED and JIT_JOBS and self.use_winograd:
+            return self._direct_jit(x, out, rows * out_w, steps >= pool.size or small)
         per_slot = c * size * size * rows * out_w  # workspace floats of one thread
         for b in range(x.shape[0]):
             src = x[b].reshape(c, h * w)
@@ -555,7 +562,6 @@ class Convolutional(Layer):
                     )  # fmt: skip
                 kernels.bias_activate(y, self.biases, act, lo, hi, *act_scratch())
 
-            small = n < 32 * pool.size or n * k * out_h * out_w < SMALL_MACS
             if steps >= pool.size or g > 1 or small:
                 pool.run(by_rows, steps)
                 continue
@@ -579,6 +585,36 @@ class Convolutional(Layer):
                                       *act_scratch())
 
             pool.run(by_filters, -(-n // fstep))
+        return out
+
+    def packed_weights(self) -> np.ndarray:
+        """A 1x1 layer's weights packed for gemm_packed (made once, in place of the weights)."""
+        made = getattr(self, "_packed", None)
+        if made is None:
+            with _MAKING_U:
+                made = getattr(self, "_packed", None)
+                if made is None:
+                    made = self._packed = gemm.pack(self.weights[0])
+                    if self._weights_at is not None:
+                        self._weights = None  # weights once, as for Winograd's U
+        return made
+
+    def _direct_jit(self, x, out, cols, by_columns):
+        """A 1x1 stride-1 convolution as a pool job run whole in the JIT (kernels.conv1x1_job):
+        steps of `cols` output columns, or the filters split over the threads."""
+        n, hw, c = out.shape[1], out.shape[2] * out.shape[3], x.shape[1]
+        pool = threads.pool()
+        ap = self.packed_weights()
+        act = np.empty((pool.size, kernels.ACT_SCRATCH), np.float32)
+        scratch = np.empty((pool.size, gemm.scratch_floats(c)), np.float32)
+        chunk = kernels.conv1x1_chunk(c)
+        copies = np.empty((pool.size, c * (chunk + 16)), np.float32)
+        fstep = 0 if by_columns else -(-n // pool.size // gemm.MR) * gemm.MR
+        steps = -(-hw // cols) if by_columns else -(-n // fstep)
+        for b in range(x.shape[0]):
+            pool.run_jit(kernels.conv1x1_job, steps, ap, x[b].reshape(c, hw),
+                         out[b].reshape(n, hw), cols, fstep, chunk, self.biases,
+                         self.activation, act, scratch, copies)  # fmt: skip
         return out
 
     def _forward_depthwise(self, x, out):
@@ -628,6 +664,8 @@ class Convolutional(Layer):
         u, pad, act = self.winograd_weights(tile), self.padding, self.activation
         pool = threads.pool()
         rows, steps, per_row, by_rows_only = self._winograd_steps(out.shape[1:], tile, pool.size)
+        if u.ndim == 4 and JIT_JOBS:  # the packed GEMM: the steps run whole in the JIT
+            return self._winograd_jit(x, out, ws, tile, rows, steps, per_row, by_rows_only)
         for b in range(x.shape[0]):
             y = out[b].reshape(n, out_h * out_w)
 
@@ -662,6 +700,33 @@ class Convolutional(Layer):
                                       *act_scratch())
 
             pool.run(by_filters, -(-n // fstep))
+        return out
+
+    def _winograd_jit(self, x, out, ws, tile, rows, steps, per_row, by_rows_only):
+        """_forward_winograd's steps as pool jobs that run whole in the JIT (kernels.py, "pool
+        jobs"): the same kernels on the same steps, so the same numbers."""
+        c, n = x.shape[1], out.shape[1]
+        out_h, out_w = out.shape[2:]
+        th, tw = -(-out_h // tile), -(-out_w // tile)
+        a = self._winograd_kernels(tile)[0] ** 2
+        kind = 0 if self.stride_x == 2 else tile
+        u, pad, code = self.winograd_weights(tile), self.padding, self.activation
+        pool = threads.pool()
+        act = np.empty((pool.size, kernels.ACT_SCRATCH), np.float32)
+        scratch = np.empty((pool.size, gemm.scratch_floats(c)), np.float32)
+        for b in range(x.shape[0]):
+            if by_rows_only:
+                pool.run_jit(kernels.winograd_rows_job, steps, kind, tile, x[b], pad, rows, tw, u,
+                             ws, per_row * rows, out[b], self.biases, code, act, scratch)  # fmt: skip
+                continue
+            t = th * tw
+            v = ws[: a * c * t].reshape(a, c, t)
+            per = -(-c // pool.size)  # as in_steps(c, ..., 1)
+            pool.run_jit(kernels.winograd_channels_job, -(-c // per), kind, x[b], pad, th, tw,
+                         per, v)  # fmt: skip
+            fstep = -(-n // pool.size // gemm.MR) * gemm.MR
+            pool.run_jit(kernels.winograd_filters_job, -(-n // fstep), kind, tile, th, tw, fstep,
+                         u, v, ws[a * c * t :], out[b], self.biases, code, act, scratch)  # fmt: skip
         return out
 
 

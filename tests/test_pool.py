@@ -1,0 +1,144 @@
+"""The pool's JIT jobs (threads.Pool.run_jit, kernels.py "pool jobs"): every step runs once,
+the caller returns only after the steps its workers claimed have ended, and a Winograd layer's
+steps run so give the same numbers, bit for bit, as its Python steps. (The JIT is on here: the
+job state's atomics have no Python form.)"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numba import njit
+
+import pydarknet
+import pydarknet.layers
+from pydarknet import gemm, kernels, threads
+
+
+@njit(nogil=True)
+def _spin(n):
+    s = 0.0
+    for i in range(n):
+        s += np.sqrt(np.float64(i))
+    return s
+
+
+@njit(nogil=True)
+def _record_job(st, slot, steps, work, out):
+    """Each step: some work, then out[i] = slot + 1 and a count of runs in out[steps + i]."""
+    kernels.job_enter(st, slot)
+    done = 0
+    while True:
+        i = kernels.job_claim(st)
+        if i >= steps:
+            return done
+        _spin(work + 1000 * slot)  # the workers' steps end later than the caller's
+        out[i] = slot + 1
+        out[steps + i] += 1
+        done += 1
+
+
+@pytest.mark.parametrize("size", [1, 2, 3])
+def test_every_step_runs_once_and_all_have_ended_when_run_jit_returns(size):
+    pool = threads.Pool(size)
+    try:
+        slots = set()
+        for steps in (1, 2, 3, 7, 40):
+            for work in (0, 20000):
+                for _ in range(15):
+                    out = np.zeros(2 * steps, np.int64)
+                    pool.run_jit(_record_job, steps, steps, work, out)
+                    assert (out[steps:] == 1).all()  # each once, and ended: no 0 left
+                    assert ((out[:steps] >= 1) & (out[:steps] <= size)).all()
+                    slots |= set(out[:steps].tolist())
+        assert slots <= set(range(1, size + 1))
+    finally:
+        pool.close()
+
+
+def test_run_jit_and_run_share_the_workers():
+    """Python jobs and JIT jobs interleaved on one pool, as a forward pass posts them."""
+    pool = threads.Pool(2)
+    try:
+        for k in range(200):
+            seen = []
+            pool.run(lambda i, slot: seen.append(i), 3)
+            assert sorted(seen) == [0, 1, 2]
+            out = np.zeros(8, np.int64)
+            pool.run_jit(_record_job, 4, 4, 50 * (k % 3), out)
+            assert (out[4:] == 1).all()
+    finally:
+        pool.close()
+
+
+@pytest.fixture
+def packed_on_two_threads(monkeypatch):
+    """The packed GEMM (whatever this CPU would choose) on a pool of 2."""
+    monkeypatch.setattr(gemm, "PACKED", True)
+    before = threads.num_threads()
+    threads.set_num_threads(2)
+    yield
+    threads.set_num_threads(before)
+
+
+def _three_runs(tmp_path, monkeypatch, c, h, w, filters, size, stride, act):
+    """One layer's outputs: Python steps, JIT jobs, Python steps again; both images of a batch
+    of 2 split over the threads (as profiling runs a batch)."""
+    cfg = tmp_path / "w.cfg"
+    cfg.write_text(f"[net]\nwidth={w}\nheight={h}\nchannels={c}\n\n[convolutional]\n"
+                   f"batch_normalize=1\nfilters={filters}\nsize={size}\nstride={stride}\npad=1\n"
+                   f"activation={act}\n")  # fmt: skip
+    net = pydarknet.Network(cfg)
+    net.load_weights(net.save_random_weights(tmp_path / "w.weights"))
+    x = np.random.default_rng(c).random((2, c, h, w), dtype=np.float32) - 0.5
+    runs = []
+    for jit in (False, True, False):
+        monkeypatch.setattr(pydarknet.layers, "JIT_JOBS", jit)
+        runs.append(net.forward(x, profile=[])[0])
+    assert np.abs(runs[0]).max() > 0
+    return net, runs
+
+
+@pytest.mark.parametrize("tile,stride", [(2, 1), (4, 1), (2, 2)])
+@pytest.mark.parametrize("c,h,w,filters,act", [(32, 7, 5, 70, "leaky"), (16, 13, 13, 64, "mish"),
+                                               (33, 45, 38, 130, "logistic"),
+                                               (8, 104, 96, 12, "linear")])  # fmt: skip
+def test_winograd_jit_jobs_give_the_python_steps_numbers(tmp_path, monkeypatch,
+                                                         packed_on_two_threads, tile, stride, c,
+                                                         h, w, filters, act):  # fmt: skip
+    """Row steps (large maps) and the small maps' channel then filter steps: the same kernels
+    on the same steps, so identical outputs."""
+    monkeypatch.setattr(pydarknet.layers.Convolutional, "winograd_tile", lambda self, out: tile)
+    _, (want, got, _) = _three_runs(tmp_path, monkeypatch, c, h, w, filters, 3, stride, act)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("c,h,w,filters,act", [(64, 104, 96, 64, "leaky"), (33, 16, 16, 70, "mish"),
+                                               (128, 13, 13, 255, "linear"),
+                                               (512, 32, 32, 130, "logistic"),
+                                               (16, 64, 64, 8, "relu")])  # fmt: skip
+def test_1x1_jit_jobs_agree_with_blas(tmp_path, monkeypatch, packed_on_two_threads, c, h, w,
+                                      filters, act):  # fmt: skip
+    """A 1x1 layer through the packed GEMM in JIT jobs (column steps on large maps, the filters
+    split on small ones; power-of-two maps, whose rows the kernel reads from a copy) against
+    its BLAS steps; then BLAS again, with the weights read back from the file (the packed ones
+    replaced them)."""
+    net, (want, got, again) = _three_runs(tmp_path, monkeypatch, c, h, w, filters, 1, 1, act)
+    assert net.layers[0]._packed is not None
+    np.testing.assert_allclose(got, want, rtol=0, atol=2e-6 * np.abs(want).max())
+    np.testing.assert_array_equal(again, want)
+
+
+def test_1x1_jit_jobs_only_where_winograd_is_on(tmp_path, monkeypatch):
+    """A one-image detect runs im2col only (Network.winograd False): its 1x1 layers stay on
+    BLAS, their weights unpacked."""
+    monkeypatch.setattr(gemm, "PACKED", True)
+    cfg = tmp_path / "p.cfg"
+    cfg.write_text("[net]\nwidth=40\nheight=40\nchannels=32\n\n[convolutional]\nfilters=64\n"
+                   "size=1\nstride=1\nactivation=leaky\n")  # fmt: skip
+    weights = pydarknet.Network(cfg).save_random_weights(tmp_path / "p.weights")
+    plain = pydarknet.load(cfg, weights, winograd=False)
+    plain.forward(np.zeros((1, 32, 40, 40), np.float32))
+    assert getattr(plain.layers[0], "_packed", None) is None
+    fast = pydarknet.load(cfg, weights)
+    fast.forward(np.zeros((1, 32, 40, 40), np.float32))
+    assert fast.layers[0]._packed is not None
