@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import carray, cfunc, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -173,7 +173,7 @@ def _act_segment(seg, b, code, p, bits, scale):
             seg[i] = _activate(seg[i] + b, code)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def bias_activate(y, bias, code, lo, hi, scratch, bits):
     """y[c, lo:hi] = act(y[c, lo:hi] + bias[c]) in place; y is (n, out_h*out_w).
 
@@ -573,7 +573,7 @@ def upsample(x, stride, scale, out):
 # Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions (Lavin & Gray 2016): each 2x2 output tile
 # comes from a 4x4 input tile d as A^T [U * (B^T d B)] A with U = G g G^T, so the GEMMs make 16
 # products per tile where im2col makes 36. The transforms only add and subtract.
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def winograd_input(x, pad, ty0, ty1, tw, ch0, ch1, out):
     """Tile rows ty0..ty1 of channels ch0..ch1 of x (c, h, w) -> out (16, c, (ty1-ty0)*tw):
     B^T d B of each tile, element e of a tile in out[e] (one GEMM's input per e).
@@ -636,7 +636,7 @@ def _winograd_tile(m, q, k):
     return s00 + s01 + s02, s01 - s02 - s03, s10 + s11 + s12, s11 - s12 - s13
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def winograd_output(m, ty0, ty1, tw, f0, f1, out):
     """Tiles of filters f0..f1 (m's filter axis starts at f0): m (16, f1-f0, (ty1-ty0)*tw) ->
     rows 2*ty0..2*ty1 of out (n, out_h, out_w); outputs past the map's edge are dropped."""
@@ -813,7 +813,7 @@ def _phase_plane(x, ch, pad, y0, plane):
             flat[r, :] = 0.0
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def winograd4_input(x, pad, ty0, ty1, tw, ch0, ch1, out):
     """Tile rows ty0..ty1 of channels ch0..ch1 of x (c, h, w) -> out (36, c, (ty1-ty0)*tw):
     B^T d B of each 6x6 tile d, element 6i+j of a tile (row i, column j) in out[6i+j].
@@ -850,7 +850,7 @@ def winograd4_input(x, pad, ty0, ty1, tw, ch0, ch1, out):
                     )
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def winograd4_output(m, ty0, ty1, tw, f0, f1, out):
     """Tiles of filters f0..f1 (m's filter axis starts at f0): m (36, f1-f0, (ty1-ty0)*tw) ->
     rows 4*ty0..4*ty1 of out (n, out_h, out_w) as A^T m A; outputs past the map's edge are
@@ -899,7 +899,7 @@ def _at5(m0, m1, m2, m3, m4):
     return m0 + m1 + m3, m1 + m2 + m4
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def winograd_s2_input(x, pad, ty0, ty1, tw, ch0, ch1, out):
     """Tile rows ty0..ty1 of channels ch0..ch1 of x (c, h, w) -> out (25, c, (ty1-ty0)*tw):
     B^T d B of each 5x5 tile d, element 5i+j of a tile (row i, column j) in out[5i+j].
@@ -933,7 +933,7 @@ def winograd_s2_input(x, pad, ty0, ty1, tw, ch0, ch1, out):
                     r3[t], r4[t] = p1[t], p3[t]
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def winograd_s2_output(m, ty0, ty1, tw, f0, f1, out):
     """Tiles of filters f0..f1 (m's filter axis starts at f0): m (25, f1-f0, (ty1-ty0)*tw) ->
     rows 2*ty0..2*ty1 of out (n, out_h, out_w) as A^T m A; outputs past the map's edge are
@@ -1081,7 +1081,7 @@ def gemm_packed(ap, b, c, scratch):
             j0 += width
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def gemm_tiles(up, v, m, scratch):
     """A Winograd layer's products, one per element i of a tile: m[i] = U_i @ v[i], with up
     (elements, ceil(n / 6), c, 6) packed, v (elements, c, tiles) and m (elements, n, tiles)."""
@@ -1145,7 +1145,7 @@ def _spin_pause(typingctx):
 @njit(cache=True, nogil=True)
 def job_claim(st):
     """Claim the next step of job state st: its index (>= the step count once all are taken)."""
-    return _atomic_add(st.ctypes.data + 8 * JOB_NEXT, 1)
+    return _atomic_add(_at(st) + 8 * JOB_NEXT, 1)
 
 
 @njit(cache=True, nogil=True)
@@ -1160,7 +1160,7 @@ def job_enter(st, slot):
 def job_finish_wait(st, done, steps, spins):
     """The caller, its own steps done: count them, then spin (up to `spins` pauses) until all
     `steps` are finished. True if they are; else the caller sleeps and asks again (done 0)."""
-    at = st.ctypes.data + 8 * JOB_DONE
+    at = _at(st) + 8 * JOB_DONE
     if done:
         _atomic_add(at, done)
     for _ in range(spins):
@@ -1198,121 +1198,209 @@ def worker_wait(flags, entered, seen, prev, prev_done, spins):
     return posted
 
 
-@njit(cache=True, nogil=True)
-def _winograd_in(kind, x, pad, ty0, ty1, tw, ch0, ch1, v):
-    if kind == 4:
-        winograd4_input(x, pad, ty0, ty1, tw, ch0, ch1, v)
-    elif kind == 2:
-        winograd_input(x, pad, ty0, ty1, tw, ch0, ch1, v)
-    else:
-        winograd_s2_input(x, pad, ty0, ty1, tw, ch0, ch1, v)
+# The kernels a JIT job calls, as C functions it calls through their addresses: a jitted caller
+# links its callees' code and optimizes it all again, so jobs calling the transforms, the GEMM
+# and bias + activation directly took 5-14 s each to compile, and a model's first multi-image
+# run twice as long. Made (or loaded from Numba's cache) on first use, each once per process;
+# the kernels they wrap are inline="always", so that each is compiled once, inside its wrapper
+# (a first 2-image detect of yolov4-csp: 22.8 -> 18.9 s; 16.5 s before the jobs).
+@intrinsic
+def _f32p(typingctx, addr):
+    """The float32 pointer at integer address addr (for carray)."""
+    sig = types.CPointer(types.float32)(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], _F32_IR.as_pointer())
+
+    return sig, codegen
+
+
+@intrinsic
+def _ccall(typingctx, addr, args):
+    """Call the C function at address addr (c_address) with the integers of tuple args, each
+    passed as an int64."""
+    if not isinstance(args, types.BaseTuple):
+        return None
+    sig = types.void(addr, args)
+
+    def codegen(context, builder, signature, llargs):
+        fn_addr, values = llargs
+        kinds = signature.args[1]
+        ints = [context.cast(builder, builder.extract_value(values, i), kind, types.int64)
+                for i, kind in enumerate(kinds)]  # fmt: skip
+        fnty = ir.FunctionType(ir.VoidType(), [_I64_IR] * len(ints))
+        builder.call(builder.inttoptr(fn_addr, fnty.as_pointer()), ints)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def _c_in4(xp, c, h, w, pad, ty0, ty1, tw, ch0, ch1, vp, t):
+    winograd4_input(carray(_f32p(xp), (c, h, w)), pad, ty0, ty1, tw, ch0, ch1,
+                    carray(_f32p(vp), (36, c, t)))  # fmt: skip
+
+
+def _c_in2(xp, c, h, w, pad, ty0, ty1, tw, ch0, ch1, vp, t):
+    winograd_input(carray(_f32p(xp), (c, h, w)), pad, ty0, ty1, tw, ch0, ch1,
+                   carray(_f32p(vp), (16, c, t)))  # fmt: skip
+
+
+def _c_in_s2(xp, c, h, w, pad, ty0, ty1, tw, ch0, ch1, vp, t):
+    winograd_s2_input(carray(_f32p(xp), (c, h, w)), pad, ty0, ty1, tw, ch0, ch1,
+                      carray(_f32p(vp), (25, c, t)))  # fmt: skip
+
+
+def _c_out4(mp, t, ty0, ty1, tw, f0, f1, yp, n, out_h, out_w):
+    winograd4_output(carray(_f32p(mp), (36, f1 - f0, t)), ty0, ty1, tw, f0, f1,
+                     carray(_f32p(yp), (n, out_h, out_w)))  # fmt: skip
+
+
+def _c_out2(mp, t, ty0, ty1, tw, f0, f1, yp, n, out_h, out_w):
+    winograd_output(carray(_f32p(mp), (16, f1 - f0, t)), ty0, ty1, tw, f0, f1,
+                    carray(_f32p(yp), (n, out_h, out_w)))  # fmt: skip
+
+
+def _c_out_s2(mp, t, ty0, ty1, tw, f0, f1, yp, n, out_h, out_w):
+    winograd_s2_output(carray(_f32p(mp), (25, f1 - f0, t)), ty0, ty1, tw, f0, f1,
+                       carray(_f32p(yp), (n, out_h, out_w)))  # fmt: skip
+
+
+def _c_gemm_tiles(up, a, blocks, c, b0, b1, vp, ldv, t, mp, ldm, rows, sp, floats):
+    """m (a, rows, t) = U's blocks b0..b1 (of up: (a, blocks, c, 6)) @ v (a, c, t), the rows
+    of v and m ldv and ldm floats apart (the views' last rows reach past t columns, which are
+    not read). A 1x1 layer's product is the case a = 1."""
+    u = carray(_f32p(up), (a, blocks, c, GEMM_MR))
+    v = carray(_f32p(vp), (a, c, ldv))[:, :, :t]
+    m = carray(_f32p(mp), (a, rows, ldm))[:, :, :t]
+    gemm_tiles(u[:, b0:b1], v, m, carray(_f32p(sp), (floats,)))
+
+
+def _c_bias_activate(yp, rows, cols, bp, code, lo, hi, sp):
+    s = carray(_f32p(sp), (ACT_SCRATCH,))
+    bias_activate(carray(_f32p(yp), (rows, cols)), carray(_f32p(bp), (rows,)), code, lo, hi, s,
+                  s[_BLOCK:].view(np.int32))  # fmt: skip
+
+
+C_KERNELS = {"in4": _c_in4, "in2": _c_in2, "in_s2": _c_in_s2, "out4": _c_out4,
+             "out2": _c_out2, "out_s2": _c_out_s2, "gemm_tiles": _c_gemm_tiles,
+             "bias_activate": _c_bias_activate}  # fmt: skip
+_C_MADE: dict = {}
+_C_LOCK = __import__("threading").Lock()
+
+
+def _c_made(name: str):
+    made = _C_MADE.get(name)
+    if made is None:
+        with _C_LOCK:
+            made = _C_MADE.get(name)
+            if made is None:
+                body = C_KERNELS[name]
+                n = body.__code__.co_argcount
+                sig = types.void(*([types.int64] * n))
+                # the kernels inlined here (inline="always": compiled once, in this function)
+                # keep their error model: no zero-division checks in the loops
+                made = _C_MADE[name] = cfunc(sig, cache=True, error_model="numpy")(body)
+    return made
+
+
+def c_address(name: str) -> int:
+    """The address of C_KERNELS[name] compiled as a C function of int64s (cached on disk)."""
+    return _c_made(name).address
+
+
+def c_function(name: str):
+    """C_KERNELS[name] as a ctypes function of Python ints (released from the GIL)."""
+    return _c_made(name).ctypes
+
+
+@njit(cache=True, inline="always")
+def _at(a):
+    """a's data address as an int64 (ctypes.data is unsigned, and uint64 + int64 is a float)."""
+    return np.int64(a.ctypes.data)
 
 
 @njit(cache=True, nogil=True)
-def _winograd_out(kind, m, ty0, ty1, tw, f0, f1, out):
-    if kind == 4:
-        winograd4_output(m, ty0, ty1, tw, f0, f1, out)
-    elif kind == 2:
-        winograd_output(m, ty0, ty1, tw, f0, f1, out)
-    else:
-        winograd_s2_output(m, ty0, ty1, tw, f0, f1, out)
-
-
-@njit(cache=True, nogil=True)
-def winograd_rows_job(st, slot, kind, tile, x, pad, rows, tw, up, ws, per_slot, out, bias,
-                      code, act, scratch):  # fmt: skip
-    """Steps of `rows` tile rows of a Winograd layer (kind: 4 = F(4x4), 2 = F(2x2), 0 = stride
-    2), claimed from job state st until none is left, on pool thread `slot`: input transform,
-    gemm_tiles, output transform, bias + activation, as layers.Convolutional's Python steps
-    (bit-identical). ws: the workspace, per_slot floats per thread; act (slots, ACT_SCRATCH) and
-    scratch (slots, gemm scratch): each thread's row. Returns the steps it ran."""
+def winograd_job(st, slot, mode, calls, a, tile, x, pad, th, tw, step, up, ws, per_slot, out,
+                 bias, code, act, scratch):  # fmt: skip
+    """A Winograd layer's steps (see Convolutional._winograd_jit), claimed from job state st
+    until none is left, on pool thread `slot`; calls: the C kernels' addresses (input and
+    output transform, gemm_tiles, bias_activate). mode 0: steps of `step` tile rows, each
+    transform, products, output transform, bias + activation in this thread's part of the
+    workspace ws (per_slot floats); mode 1: a small map's whole input transform into the start
+    of ws, `step` channels at a time; mode 2: then its products, output transform, bias and
+    activation, `step` filters at a time (a multiple of GEMM_MR). Returns the steps it ran."""
     job_enter(st, slot)
-    bits = act[slot, _BLOCK:].view(np.int32)
-    c, n = x.shape[0], out.shape[0]
-    out_h, out_w = out.shape[1], out.shape[2]
-    th = -(-out_h // tile)
-    side = 5 if kind == 0 else tile + 2
-    a = side * side
-    y = out.reshape((n, out_h * out_w))
-    steps = -(-th // rows)
-    done = 0
-    while True:
-        i = job_claim(st)
-        if i >= steps:
-            return done
-        ty0, ty1 = i * rows, min(th, (i + 1) * rows)
-        t = (ty1 - ty0) * tw
-        base = slot * per_slot
-        v = ws[base : base + a * c * t].reshape((a, c, t))
-        m = ws[base + a * c * t : base + a * (c + n) * t].reshape((a, n, t))
-        _winograd_in(kind, x, pad, ty0, ty1, tw, 0, c, v)
-        gemm_tiles(up, v, m, scratch[slot])
-        _winograd_out(kind, m, ty0, ty1, tw, 0, n, out)
-        bias_activate(y, bias, code, tile * ty0 * out_w, min(out_h, tile * ty1) * out_w,
-                      act[slot], bits)  # fmt: skip
-        done += 1
-
-
-@njit(cache=True, nogil=True)
-def winograd_channels_job(st, slot, kind, x, pad, th, tw, per, v):
-    """A small map's whole input transform, in steps of `per` channels (see winograd_rows_job)."""
-    job_enter(st, slot)
-    c = x.shape[0]
-    done = 0
-    while True:
-        i = job_claim(st)
-        if i * per >= c:
-            return done
-        _winograd_in(kind, x, pad, 0, th, tw, i * per, min(c, (i + 1) * per), v)
-        done += 1
-
-
-@njit(cache=True, nogil=True)
-def winograd_filters_job(st, slot, kind, tile, th, tw, fstep, up, v, ms, out, bias, code, act,
-                         scratch):  # fmt: skip
-    """A small map's products, output transform, bias + activation in steps of `fstep` filters
-    (a multiple of GEMM_MR), v the whole map's input transform (th x tw tiles), ms the floats
-    for their products (see winograd_rows_job)."""
-    job_enter(st, slot)
-    bits = act[slot, _BLOCK:].view(np.int32)
+    fin, fout, fgemm, fact = calls
+    c, h, w = x.shape
     n, out_h, out_w = out.shape
-    a, t = v.shape[0], v.shape[2]
-    y = out.reshape((n, out_h * out_w))
+    blocks = up.shape[1]
+    floats = scratch.shape[1]
+    xp, wsp, yp, upp, bp = _at(x), _at(ws), _at(out), _at(up), _at(bias)
+    sp = _at(scratch) + 4 * slot * floats
+    ap = _at(act) + 4 * slot * ACT_SCRATCH
+    every = th * tw
     done = 0
     while True:
         i = job_claim(st)
-        f0 = i * fstep
-        if f0 >= n:
-            return done
-        f1 = min(n, f0 + fstep)
-        m = ms[a * f0 * t : a * f1 * t].reshape((a, f1 - f0, t))
-        gemm_tiles(up[:, f0 // GEMM_MR : -(-f1 // GEMM_MR)], v, m, scratch[slot])
-        _winograd_out(kind, m, 0, th, tw, f0, f1, out)
-        bias_activate(y[f0:f1], bias[f0:f1], code, 0, out_h * out_w, act[slot], bits)
+        if mode == 0:
+            ty0 = i * step
+            if ty0 >= th:
+                return done
+            ty1 = min(th, ty0 + step)
+            t = (ty1 - ty0) * tw
+            vp = wsp + 4 * slot * per_slot
+            mp = vp + 4 * a * c * t
+            _ccall(fin, (xp, c, h, w, pad, ty0, ty1, tw, 0, c, vp, t))
+            _ccall(fgemm, (upp, a, blocks, c, 0, blocks, vp, t, t, mp, t, n, sp, floats))
+            _ccall(fout, (mp, t, ty0, ty1, tw, 0, n, yp, n, out_h, out_w))
+            lo, hi = tile * ty0 * out_w, min(out_h, tile * ty1) * out_w
+            _ccall(fact, (yp, n, out_h * out_w, bp, code, lo, hi, ap))
+        elif mode == 1:
+            ch0 = i * step
+            if ch0 >= c:
+                return done
+            _ccall(fin, (xp, c, h, w, pad, 0, th, tw, ch0, min(c, ch0 + step), wsp, every))
+        else:
+            f0 = i * step
+            if f0 >= n:
+                return done
+            f1 = min(n, f0 + step)
+            mp = wsp + 4 * a * (c + f0) * every
+            _ccall(fgemm, (upp, a, blocks, c, f0 // GEMM_MR, -(-f1 // GEMM_MR), wsp, every, every,
+                           mp, every, f1 - f0, sp, floats))  # fmt: skip
+            _ccall(fout, (mp, every, 0, th, tw, f0, f1, yp, n, out_h, out_w))
+            _ccall(fact, (yp + 4 * f0 * out_h * out_w, f1 - f0, out_h * out_w, bp + 4 * f0, code,
+                          0, out_h * out_w, ap))  # fmt: skip
         done += 1
 
 
-# A 1x1 layer's columns go through gemm_packed in chunks copied to rows CONV1X1_LD floats
-# apart: read in place, B's rows are the map's size apart, a power of two on 256x256 .. 16x16
-# maps, and a 6 x 16 tile's dozens of rows then fall in one set of the caches (yolov4-csp's
-# 1x1 layers ran 2x slower so).
+# A 1x1 layer's columns go through the packed GEMM in chunks copied to rows a few floats longer
+# than the chunk: read in place, B's rows are the map's size apart, a power of two on 256x256
+# .. 16x16 maps, and a 6 x 16 tile's dozens of rows then fall in one set of the caches
+# (yolov4-csp's 1x1 layers ran 2x slower so).
 def conv1x1_chunk(k: int) -> int:
     """Columns per chunk for products k deep: ~64 KB of copied input, a multiple of 16."""
     return max(16, min(256, (16384 // max(k, 1)) // 16 * 16))
 
 
 @njit(cache=True, nogil=True)
-def conv1x1_job(st, slot, ap, x, y, cols, fstep, chunk, bias, code, act, scratch, copies):
+def conv1x1_job(st, slot, calls, ap, x, y, cols, fstep, chunk, bias, code, act, scratch, copies):
     """A 1x1 stride-1 convolution y (n, hw) = W x (c, hw) + bias, activated, W packed as ap
     (gemm.pack): steps of `cols` columns, or with fstep > 0 of fstep filters (a multiple of
-    GEMM_MR), claimed as in winograd_rows_job; the input `chunk` columns at a time through
-    this thread's row of copies (>= c * (chunk + 16) floats)."""
+    GEMM_MR), claimed as in winograd_job (calls: the C gemm_tiles' and bias_activate's addresses);
+    the input `chunk` columns at a time through this thread's row of copies (>= c * (chunk +
+    16) floats)."""
     job_enter(st, slot)
-    bits = act[slot, _BLOCK:].view(np.int32)
+    fgemm, fact = calls
     c = x.shape[0]
     n, hw = y.shape
+    blocks = ap.shape[0]
+    floats = scratch.shape[1]
     ld = chunk + 16  # not a multiple of 4 KB
-    bt = copies[slot, : c * ld].reshape((c, ld))
+    bt = copies[slot]
+    app, yp, bp, btp = _at(ap), _at(y), _at(bias), _at(bt)
+    sp = _at(scratch) + 4 * slot * floats
+    acp = _at(act) + 4 * slot * ACT_SCRATCH
     done = 0
     while True:
         i = job_claim(st)
@@ -1327,15 +1415,15 @@ def conv1x1_job(st, slot, ap, x, y, cols, fstep, chunk, bias, code, act, scratch
             if lo >= hw:
                 return done
             hi = min(hw, lo + cols)
-        part = ap[f0 // GEMM_MR : -(-f1 // GEMM_MR)]
         for s0 in range(lo, hi, chunk):
             s1 = min(hi, s0 + chunk)
             for k in range(c):
-                src, dst = x[k, s0:s1], bt[k]
+                src, dst = x[k, s0:s1], bt[k * ld : k * ld + s1 - s0]
                 for j in range(s1 - s0):
                     dst[j] = src[j]
-            gemm_packed(part, bt[:, : s1 - s0], y[f0:f1, s0:s1], scratch[slot])
-        bias_activate(y[f0:f1], bias[f0:f1], code, lo, hi, act[slot], bits)
+            _ccall(fgemm, (app, 1, blocks, c, f0 // GEMM_MR, -(-f1 // GEMM_MR), btp, ld, s1 - s0,
+                           yp + 4 * (f0 * hw + s0), hw, f1 - f0, sp, floats))  # fmt: skip
+        _ccall(fact, (yp + 4 * f0 * hw, f1 - f0, hw, bp + 4 * f0, code, lo, hi, acp))
         done += 1
 
 

@@ -43,6 +43,7 @@ SMALL_MACS = 1 << 16
 # Winograd layers' steps as pool jobs run whole in the JIT (Convolutional._winograd_jit), where
 # the packed GEMM does their products; False: Python steps (tests compare the two).
 JIT_JOBS = True
+WINOGRAD_JIT = True
 _MAKING_U = threading.Lock()
 _scratch = threading.local()
 
@@ -538,6 +539,7 @@ class Convolutional(Layer):
         if self.direct and g == 1 and gemm.PACKED and JIT_JOBS and self.use_winograd:
             return self._direct_jit(x, out, rows * out_w, steps >= pool.size or small)
         per_slot = c * size * size * rows * out_w  # workspace floats of one thread
+        bias_activate = self._bias_activate()
         for b in range(x.shape[0]):
             src = x[b].reshape(c, h * w)
             y = out[b].reshape(n, out_h * out_w)  # (n, out_h*out_w)
@@ -560,7 +562,7 @@ class Convolutional(Layer):
                         self.weights[j], cols[j * k : (j + 1) * k],
                         out=y[j * (n // g) : (j + 1) * (n // g), lo:hi],
                     )  # fmt: skip
-                kernels.bias_activate(y, self.biases, act, lo, hi, *act_scratch())
+                bias_activate(y, self.biases, act, lo, hi)
 
             if steps >= pool.size or g > 1 or small:
                 pool.run(by_rows, steps)
@@ -581,11 +583,25 @@ class Convolutional(Layer):
             def by_filters(i, slot):
                 f0, f1 = i * fstep, min(n, (i + 1) * fstep)
                 np.matmul(self.weights[0, f0:f1], cols, out=y[f0:f1])
-                kernels.bias_activate(y[f0:f1], self.biases[f0:f1], act, 0, out_h * out_w,
-                                      *act_scratch())
+                bias_activate(y[f0:f1], self.biases[f0:f1], act, 0, out_h * out_w)
 
             pool.run(by_filters, -(-n // fstep))
         return out
+
+    def _bias_activate(self):
+        """bias_activate(y, bias, code, lo, hi) for the BLAS steps: kernels.bias_activate, or
+        where this layer's network runs JIT jobs, the C form they call (kernels.c_address):
+        one compiled copy where there would be two (2-3 s of a first multi-image run)."""
+        if not (gemm.PACKED and JIT_JOBS and self.use_winograd):
+            return lambda y, bias, code, lo, hi: kernels.bias_activate(y, bias, code, lo, hi,
+                                                                       *act_scratch())  # fmt: skip
+        call = kernels.c_function("bias_activate")
+
+        def c_form(y, bias, code, lo, hi):  # y: C-contiguous rows
+            call(y.ctypes.data, y.shape[0], y.shape[1], bias.ctypes.data, code, lo, hi,
+                 act_scratch()[0].ctypes.data)  # fmt: skip
+
+        return c_form
 
     def packed_weights(self) -> np.ndarray:
         """A 1x1 layer's weights packed for gemm_packed (made once, in place of the weights)."""
@@ -611,8 +627,9 @@ class Convolutional(Layer):
         copies = np.empty((pool.size, c * (chunk + 16)), np.float32)
         fstep = 0 if by_columns else -(-n // pool.size // gemm.MR) * gemm.MR
         steps = -(-hw // cols) if by_columns else -(-n // fstep)
+        calls = (kernels.c_address("gemm_tiles"), kernels.c_address("bias_activate"))
         for b in range(x.shape[0]):
-            pool.run_jit(kernels.conv1x1_job, steps, ap, x[b].reshape(c, hw),
+            pool.run_jit(kernels.conv1x1_job, steps, calls, ap, x[b].reshape(c, hw),
                          out[b].reshape(n, hw), cols, fstep, chunk, self.biases,
                          self.activation, act, scratch, copies)  # fmt: skip
         return out
@@ -664,7 +681,7 @@ class Convolutional(Layer):
         u, pad, act = self.winograd_weights(tile), self.padding, self.activation
         pool = threads.pool()
         rows, steps, per_row, by_rows_only = self._winograd_steps(out.shape[1:], tile, pool.size)
-        if u.ndim == 4 and JIT_JOBS:  # the packed GEMM: the steps run whole in the JIT
+        if u.ndim == 4 and JIT_JOBS and WINOGRAD_JIT:  # the packed GEMM: the steps run whole in the JIT
             return self._winograd_jit(x, out, ws, tile, rows, steps, per_row, by_rows_only)
         for b in range(x.shape[0]):
             y = out[b].reshape(n, out_h * out_w)
@@ -706,27 +723,26 @@ class Convolutional(Layer):
         """_forward_winograd's steps as pool jobs that run whole in the JIT (kernels.py, "pool
         jobs"): the same kernels on the same steps, so the same numbers."""
         c, n = x.shape[1], out.shape[1]
-        out_h, out_w = out.shape[2:]
-        th, tw = -(-out_h // tile), -(-out_w // tile)
+        th, tw = -(-out.shape[2] // tile), -(-out.shape[3] // tile)
         a = self._winograd_kernels(tile)[0] ** 2
-        kind = 0 if self.stride_x == 2 else tile
+        kind = "_s2" if self.stride_x == 2 else str(tile)
+        calls = tuple(kernels.c_address(name) for name in
+                      ("in" + kind, "out" + kind, "gemm_tiles", "bias_activate"))  # fmt: skip
         u, pad, code = self.winograd_weights(tile), self.padding, self.activation
         pool = threads.pool()
         act = np.empty((pool.size, kernels.ACT_SCRATCH), np.float32)
         scratch = np.empty((pool.size, gemm.scratch_floats(c)), np.float32)
+        job = kernels.winograd_job
         for b in range(x.shape[0]):
+            common = (a, tile, x[b], pad, th, tw)
+            tail = (u, ws, per_row * rows, out[b], self.biases, code, act, scratch)
             if by_rows_only:
-                pool.run_jit(kernels.winograd_rows_job, steps, kind, tile, x[b], pad, rows, tw, u,
-                             ws, per_row * rows, out[b], self.biases, code, act, scratch)  # fmt: skip
+                pool.run_jit(job, steps, 0, calls, *common, rows, *tail)
                 continue
-            t = th * tw
-            v = ws[: a * c * t].reshape(a, c, t)
             per = -(-c // pool.size)  # as in_steps(c, ..., 1)
-            pool.run_jit(kernels.winograd_channels_job, -(-c // per), kind, x[b], pad, th, tw,
-                         per, v)  # fmt: skip
+            pool.run_jit(job, -(-c // per), 1, calls, *common, per, *tail)
             fstep = -(-n // pool.size // gemm.MR) * gemm.MR
-            pool.run_jit(kernels.winograd_filters_job, -(-n // fstep), kind, tile, th, tw, fstep,
-                         u, v, ws[a * c * t :], out[b], self.biases, code, act, scratch)  # fmt: skip
+            pool.run_jit(job, -(-n // fstep), 2, calls, *common, fstep, *tail)
         return out
 
 
