@@ -200,7 +200,8 @@ def preload_kernels(model: str, refresh: bool = True) -> bool:
     dispatchers = _kernels()
     if not refresh:
         used = [dispatchers[name] for name, _ in saved if name in dispatchers]
-        if not _can_skip_refresh(used):
+        # a C kernel is a cfunc, whose loading runs the refresh: the ordinary path then
+        if not _can_skip_refresh(used) or any(n.startswith(C_PREFIX) for n, _ in saved):
             return False
         from numba.core.registry import cpu_target
 
@@ -211,8 +212,20 @@ def preload_kernels(model: str, refresh: bool = True) -> bool:
                 # its own. Even after a link: the first one touches ~10 MB more than loading the
                 # kernels does (cold yolov4-tiny detect peak 121 vs 133 MB, same time).
                 release_clean_pages("libllvmlite")
+    from . import kernels
+
     loaded, stale = 0, []
     for name, sig in saved:
+        if name.startswith(C_PREFIX):  # made by the last run of this kernels.py: in the cache
+            if name[len(C_PREFIX) :] not in kernels.C_KERNELS:
+                stale.append((name, sig))
+                continue
+            try:
+                kernels.c_address(name[len(C_PREFIX) :])
+                loaded += 1
+            except Exception:
+                pass
+            continue
         disp = dispatchers.get(name)
         if disp is None:
             stale.append((name, sig))
@@ -336,8 +349,15 @@ def remembering_kernels(model: str, part: str = "forward"):
 
 
 def kernel_overloads() -> dict[str, set]:
-    """The signatures each kernel has loaded or compiled so far in this process."""
-    return {name: set(d.overloads) for name, d in _kernels().items()}
+    """The signatures each kernel has loaded or compiled so far in this process, and as
+    "c:NAME" with the signature () each C kernel made (kernels.c_address, for JIT jobs)."""
+    from . import kernels
+
+    made = {C_PREFIX + name: {()} for name in list(kernels._C_MADE)}
+    return {name: set(d.overloads) for name, d in _kernels().items()} | made
+
+
+C_PREFIX = "c:"
 
 
 def remember_kernels(model: str, before: dict[str, set]) -> None:
