@@ -183,6 +183,10 @@ def set_threads(n: int | None) -> None:
     if threads.cache_is_cold():
         print(f"pydarknet: compiling kernels on first use (5-20 s, once; cached in "
               f"{threads.cache_dir()})", file=sys.stderr)  # fmt: skip
+    else:  # warm, but this run may need kernels no run has compiled yet
+        threads.on_first_compile(lambda: print(
+            f"pydarknet: compiling kernels this run needs for the first time (a few seconds, "
+            f"once; cached in {threads.cache_dir()})", file=sys.stderr))  # fmt: skip
     if n is not None:
         threads.set_num_threads(n)
 

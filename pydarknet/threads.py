@@ -70,6 +70,26 @@ def cache_is_cold() -> bool:
             return True
 
 
+def on_first_compile(announce) -> None:
+    """Call announce() once, when Numba first compiles a kernel in this process: a kernel the
+    cache lacks although it is not cold (a first multi-image run after a one-image one
+    compiles the Winograd and JIT-job kernels, 8-10 s). Loading from the cache is not
+    compiling (Numba's "numba:compile" event)."""
+    from numba.core import event
+
+    first = threading.Lock()
+
+    class Announcer(event.Listener):
+        def on_start(self, ev) -> None:
+            if first.acquire(blocking=False):
+                announce()
+
+        def on_end(self, ev) -> None:
+            pass
+
+    event.register("numba:compile", Announcer())
+
+
 def start_numba_setup(model: str | None = None) -> None:
     """On a background thread, once per process: load from the cache the kernel overloads
     `model`'s forward pass used last time (preload_kernels, without Numba's registry refresh

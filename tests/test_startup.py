@@ -469,3 +469,24 @@ def test_cache_is_cold_until_a_kernel_is_saved_and_a_reinstall_keeps_it_warm(tmp
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["True", "False", "False"]
+
+
+def test_a_compile_on_a_warm_cache_is_announced_once():
+    """on_first_compile: announce() at the first kernel Numba compiles in the process, once;
+    calling a kernel it already has (or loads from the cache) is not compiling."""
+    from numba import njit
+
+    from pydarknet import kernels
+
+    def upsample():
+        kernels.upsample(np.zeros((1, 2, 2), np.float32), 2, np.float32(1),
+                         np.zeros((1, 4, 4), np.float32))  # fmt: skip
+
+    upsample()  # compiled or loaded now, if not before
+    calls = []
+    threads.on_first_compile(lambda: calls.append(1))
+    upsample()
+    assert calls == []  # a kernel it already has: no compile
+    njit(lambda x: x + 1)(1)  # a new function: compiled now
+    njit(lambda x: x + 2)(1)
+    assert calls == [1]
