@@ -40,10 +40,9 @@ STEP_COLUMNS = 1024  # the fewest output columns per step of such a split
 SMALL_MACS = 1 << 16
 
 
-# Winograd layers' steps as pool jobs run whole in the JIT (Convolutional._winograd_jit), where
-# the packed GEMM does their products; False: Python steps (tests compare the two).
+# Where the packed GEMM is in use, Winograd and 1x1 layers' steps run as pool jobs whole in the
+# JIT (Convolutional._winograd_jit, _direct_jit); False: Python steps (tests compare the two).
 JIT_JOBS = True
-WINOGRAD_JIT = True
 _MAKING_U = threading.Lock()
 _scratch = threading.local()
 
@@ -681,7 +680,7 @@ class Convolutional(Layer):
         u, pad, act = self.winograd_weights(tile), self.padding, self.activation
         pool = threads.pool()
         rows, steps, per_row, by_rows_only = self._winograd_steps(out.shape[1:], tile, pool.size)
-        if u.ndim == 4 and JIT_JOBS and WINOGRAD_JIT:  # the packed GEMM: the steps run whole in the JIT
+        if u.ndim == 4 and JIT_JOBS:  # the packed GEMM: the steps run whole in the JIT
             return self._winograd_jit(x, out, ws, tile, rows, steps, per_row, by_rows_only)
         for b in range(x.shape[0]):
             y = out[b].reshape(n, out_h * out_w)
