@@ -1177,9 +1177,8 @@ def worker_wait(flags, entered, seen, prev, prev_done, spins):
     address flags: the jobs posted to this worker) and, for a JIT job (the int64 after it,
     > 0), until its caller is inside it (the int64 at address entered reaches that), so that
     the GIL is free when this thread takes it. Returns the jobs posted (== seen if it gave up:
-    the worker then sleeps on its queue). Addresses, not arrays: this runs in every process
-    with a pool, and an array argument's .ctypes would load numba.np.arrayobj there (see
-    ACT_SCRATCH)."""
+    the worker then sleeps on its queue). Addresses, not arrays: the worker keeps the job
+    states alive, and no array type is needed to call it."""
     if prev_done:
         _atomic_add(prev + 8 * JOB_DONE, prev_done)
     posted = seen

@@ -67,6 +67,13 @@ def gemm_scratch(k: int) -> np.ndarray:
     return buf
 
 
+def _job_scratch(slots: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """A JIT job's per-thread scratch rows: bias_activate's, and the packed GEMM's for products
+    k deep (act_scratch and gemm_scratch are per Python thread; a job's threads index rows)."""
+    return (np.empty((slots, kernels.ACT_SCRATCH), np.float32),
+            np.empty((slots, gemm.scratch_floats(k)), np.float32))  # fmt: skip
+
+
 def _rows_per_step(total: int, per_row: int, slots: int) -> int:
     """Rows per pool step: about CHUNK_FLOATS each, in a multiple of `slots` steps if several."""
     steps = max(1, -(-total * per_row // CHUNK_FLOATS))
@@ -620,8 +627,7 @@ class Convolutional(Layer):
         n, hw, c = out.shape[1], out.shape[2] * out.shape[3], x.shape[1]
         pool = threads.pool()
         ap = self.packed_weights()
-        act = np.empty((pool.size, kernels.ACT_SCRATCH), np.float32)
-        scratch = np.empty((pool.size, gemm.scratch_floats(c)), np.float32)
+        act, scratch = _job_scratch(pool.size, c)
         chunk = kernels.conv1x1_chunk(c)
         copies = np.empty((pool.size, c * (chunk + 16)), np.float32)
         fstep = 0 if by_columns else -(-n // pool.size // gemm.MR) * gemm.MR
@@ -729,8 +735,7 @@ class Convolutional(Layer):
                       ("in" + kind, "out" + kind, "gemm_tiles", "bias_activate"))  # fmt: skip
         u, pad, code = self.winograd_weights(tile), self.padding, self.activation
         pool = threads.pool()
-        act = np.empty((pool.size, kernels.ACT_SCRATCH), np.float32)
-        scratch = np.empty((pool.size, gemm.scratch_floats(c)), np.float32)
+        act, scratch = _job_scratch(pool.size, c)
         job = kernels.winograd_job
         for b in range(x.shape[0]):
             common = (a, tile, x[b], pad, th, tw)
