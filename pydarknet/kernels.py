@@ -972,8 +972,9 @@ def winograd_s2_output(m, ty0, ty1, tw, f0, f1, out):
 # through a Numba intrinsic, which LLVM lowers to the CPU's own vector instructions; checked on
 # AVX2, and used only there, see gemm.PACKED): each step of k loads two vectors of a row of B
 # and multiply-adds them with 6 broadcast values of A. Columns past the last multiple of 8 are
-# copied into scratch first, and rows past the last multiple of 6 go through a scratch tile:
-# nothing is read or written outside the arrays.
+# copied into scratch first and their tile goes through a scratch tile; a last block of fewer
+# than 6 rows (A is packed with zero rows) has only its own rows stored: nothing is read or
+# written outside the arrays.
 GEMM_MR = 6  # rows of A (filters) per tile
 GEMM_NR = 16  # columns of B per tile: two vectors of 8
 _F32_IR = ir.FloatType()
@@ -981,17 +982,18 @@ _V8_IR = ir.VectorType(_F32_IR, 8)
 
 
 def _gemm_tile(vectors: int):
-    """An intrinsic tile(a, b, ldb, c, ldc, k): C[6, 8*vectors] = Ap @ B, where Ap is one
-    packed block (k x 6, contiguous), B's rows (8*vectors floats each) are ldb floats apart and
-    C's rows ldc apart. Arguments are addresses and float counts; the caller keeps every one of
-    them inside its arrays (this is the only code here that Numba's bounds checks cannot see)."""
+    """An intrinsic tile(a, b, ldb, c, ldc, k, rows): C[:rows, :8*vectors] = (Ap @ B)[:rows],
+    where Ap is one packed block (k x 6, contiguous; rows past `rows` are computed, not
+    stored), B's rows (8*vectors floats each) are ldb floats apart and C's rows ldc apart.
+    Arguments are addresses and float counts; the caller keeps every one of them inside its
+    arrays (this is the only code here that Numba's bounds checks cannot see)."""
 
     @intrinsic
-    def tile(typingctx, a, b, ldb, c, ldc, k):
-        sig = types.void(types.intp, types.intp, types.intp, types.intp, types.intp, types.intp)
+    def tile(typingctx, a, b, ldb, c, ldc, k, rows):
+        sig = types.void(*(types.intp,) * 7)
 
         def codegen(context, builder, signature, args):
-            a, b, ldb, c, ldc, k = args
+            a, b, ldb, c, ldc, k, rows = args
             fptr, vptr = _F32_IR.as_pointer(), _V8_IR.as_pointer()
             pa, pb, pc = (builder.inttoptr(x, fptr) for x in (a, b, c))
             i32 = ir.IntType(32)
@@ -1017,11 +1019,14 @@ def _gemm_tile(vectors: int):
                     for h in range(vectors):
                         total = builder.call(fma, [x, bv[h], builder.load(acc[r][h])])
                         builder.store(total, acc[r][h])
-            for r in range(GEMM_MR):
-                row = builder.gep(pc, [builder.mul(ir.Constant(ldc.type, r), ldc)])
-                for h in range(vectors):
-                    at = builder.bitcast(builder.gep(row, [ir.Constant(ldc.type, 8 * h)]), vptr)
-                    builder.store(builder.load(acc[r][h]), at, align=4)
+            for r in range(GEMM_MR):  # a block's last rows may lie past C's: not stored
+                with builder.if_then(builder.icmp_signed(">", rows, ir.Constant(rows.type, r)),
+                                     likely=True):  # fmt: skip
+                    row = builder.gep(pc, [builder.mul(ir.Constant(ldc.type, r), ldc)])
+                    for h in range(vectors):
+                        at = builder.bitcast(builder.gep(row, [ir.Constant(ldc.type, 8 * h)]),
+                                             vptr)  # fmt: skip
+                        builder.store(builder.load(acc[r][h]), at, align=4)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -1047,7 +1052,7 @@ def gemm_packed(ap, b, c, scratch):
     full = n - n % 8  # columns the tiles read from b itself
     tail = n - full
     bt = scratch[: 8 * k]  # b's last `tail` columns, zero-padded to 8
-    ct = scratch[8 * k : 8 * k + GEMM_MR * GEMM_NR]  # a tile of C whose rows or columns c lacks
+    ct = scratch[8 * k : 8 * k + GEMM_MR * GEMM_NR]  # a tile of C whose columns c lacks
     if tail:
         for i in range(k):
             for j in range(8):
@@ -1064,17 +1069,14 @@ def gemm_packed(ap, b, c, scratch):
             for block in range(g0, min(blocks, g0 + group)):
                 pa = ap[block].ctypes.data
                 rows = min(GEMM_MR, m - block * GEMM_MR)
-                if rows == GEMM_MR and width >= 8:  # straight into c
+                if width >= 8:  # straight into c (its rows only)
                     at = pc + 4 * (block * GEMM_MR * ldc + j0)
                     if wide:
-                        _gemm_tile16(pa, src, lds, at, ldc, k)
+                        _gemm_tile16(pa, src, lds, at, ldc, k, rows)
                     else:
-                        _gemm_tile8(pa, src, lds, at, ldc, k)
+                        _gemm_tile8(pa, src, lds, at, ldc, k, rows)
                     continue
-                if wide:
-                    _gemm_tile16(pa, src, lds, pct, GEMM_NR, k)
-                else:
-                    _gemm_tile8(pa, src, lds, pct, GEMM_NR, k)
+                _gemm_tile8(pa, src, lds, pct, GEMM_NR, k, rows)
                 for r in range(rows):
                     for j in range(width):
                         c[block * GEMM_MR + r, j0 + j] = ct[r * GEMM_NR + j]
