@@ -509,6 +509,50 @@ def _maxpool_2x2(x, out):
                     dst[j] = v if v > lowest else lowest
 
 
+# Rows of one channel per block of maxpool_2x2_even: its pairs' maxima (half as many floats)
+# stay in L1 between the two passes.
+POOL_PAIRS = 4096
+
+
+def pool_pairs(h: int, w: int) -> int:
+    """maxpool_2x2_even's scratch floats for an h x w map."""
+    return min(h * w // 2, max(w, POOL_PAIRS))
+
+
+@njit(cache=True, nogil=True)
+def maxpool_2x2_even(flat, h, w, out, pairs):
+    """size=2 stride=2 with origin 0 on a map of even height and width: flat (c, h*w) -> out
+    (c, h/2 * w/2); pairs: float32 scratch of pool_pairs(h, w) values or more (w at least:
+    one output row's).
+
+    Two passes per block of rows: each input row's column pairs (a flat loop over whole rows:
+    no pair straddles a row), then each output row from its two rows of pairs. Taps meet in
+    darknet's order (row 2oy columns 2ox, 2ox+1, then row 2oy+1's), each pass from -FLT_MAX
+    with `val > max`, so the result is _maxpool_2x2's, NaN, -inf and signed zeros included;
+    on small maps the short rows' loops cost less (26x26x512 on one core: 0.06 against 0.17
+    ms; 104x104x128: 0.16 against 0.21)."""
+    c = flat.shape[0]
+    ow = w // 2
+    lowest = _F(-3.4028234663852886e38)
+    rows = max(1, min(h // 2, pairs.shape[0] // w))  # output rows per block: rows * w pairs
+    for k in range(c):
+        src, dst = flat[k], out[k]
+        for oy0 in range(0, h // 2, rows):
+            oy1 = min(h // 2, oy0 + rows)
+            taps = src[2 * oy0 * w : 2 * oy1 * w]
+            for i in range((oy1 - oy0) * w):  # (2 rows per output row) * (w / 2 pairs per row)
+                m = taps[2 * i]
+                m = m if m > lowest else lowest
+                v = taps[2 * i + 1]
+                pairs[i] = v if v > m else m
+            for oy in range(oy0, oy1):
+                a = pairs[2 * (oy - oy0) * ow : (2 * (oy - oy0) + 1) * ow]
+                b = pairs[(2 * (oy - oy0) + 1) * ow : 2 * (oy - oy0 + 1) * ow]
+                d = dst[oy * ow : (oy + 1) * ow]
+                for j in range(ow):
+                    d[j] = b[j] if b[j] > a[j] else a[j]
+
+
 @njit(cache=True, nogil=True)
 def _maxpool_2x2_s1(x, out):
     """size=2 stride=1 with origin 0 (yolov3-tiny's and yolov2-tiny's 13x13 pool): the window

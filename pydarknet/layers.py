@@ -771,6 +771,11 @@ class MaxPool(Layer):
         return (self.stride_x == self.stride_y == 1 and self.size % 2 == 1
                 and self.padding == self.size - 1)  # fmt: skip
 
+    def even_pairs(self, prev: Shape) -> bool:
+        """2x2, stride 2, origin 0 on a map of even sides: kernels.maxpool_2x2_even."""
+        return (not self.inputs and self.size == 2 and self.stride_x == self.stride_y == 2
+                and self.padding < 2 and prev[1] % 2 == 0 and prev[2] % 2 == 0)  # fmt: skip
+
     def pool_again(self, k: int, size_k: int) -> None:
         """Compute this centred pool as layer k's, a centred pool of size_k < size over the
         same input, pooled again with size - size_k + 1 (YOLOv5's SPPF in an SPP block: 9 =
@@ -836,6 +841,13 @@ class MaxPool(Layer):
                 in_steps(c, lambda c0, c1: kernels.maxpool_small(
                     flat[c0:c1], h, w, size, pad, out[b, c0:c1], np.empty(planes, np.float32)),
                     2)  # fmt: skip
+            return out
+        if self.even_pairs(x.shape[1:]) and out.flags.c_contiguous:  # else a copy of out
+            pairs = kernels.pool_pairs(h, w)
+            for b in range(x.shape[0]):
+                flat, done = x[b].reshape(c, h * w), out[b].reshape(c, out_h * out_w)
+                in_steps(c, lambda c0, c1: kernels.maxpool_2x2_even(
+                    flat[c0:c1], h, w, done[c0:c1], np.empty(pairs, np.float32)), 2)  # fmt: skip
             return out
         for b in range(x.shape[0]):
             in_steps(c, lambda c0, c1: kernels.maxpool(

@@ -89,6 +89,26 @@ def test_maxpool_matches_twin(h, w, size, stride, pad):
     np.testing.assert_array_equal(out, want)
 
 
+@pytest.mark.parametrize("h,w", [(2, 2), (4, 6), (26, 26), (10, 1000), (2, 9000), (52, 8)])
+@pytest.mark.parametrize("pad", [0, 1])
+def test_maxpool_2x2_even_matches_twin_bit_for_bit(h, w, pad):
+    """The two-pass 2x2/2 pool of even maps (rows in blocks of POOL_PAIRS pairs: (10, 1000)
+    is 4 + 1 output rows, (2, 9000) one output row wider than that) against darknet's loop:
+    NaN never wins, all -inf leaves -FLT_MAX, and of equal taps (0.0 and -0.0) the first in
+    darknet's order stays, checked on the bits."""
+    x = rand((4, h, w), seed=h * w + pad)
+    x[0, 0, 0] = x[0, h // 2, w // 2] = np.nan
+    x[1, -1, -1] = -np.inf
+    x[2] = -np.inf
+    signs = np.random.default_rng(h + w).integers(0, 2, size=(h, w)).astype(bool)
+    x[3] = np.where(signs, _F(0.0), _F(-0.0))  # ties: which zero wins shows the order
+    want = reference.maxpool(x, 2, 2, 2, pad)
+    out = np.full(want.shape, np.nan, _F)
+    pairs = np.full(kernels.pool_pairs(h, w), np.nan, _F)
+    kernels.maxpool_2x2_even(x.reshape(4, h * w), h, w, out.reshape(4, -1), pairs)
+    np.testing.assert_array_equal(out.view(np.uint32), want.view(np.uint32))
+
+
 @pytest.mark.parametrize(
     "h,w,size,pad",
     [(h, w, size, pad)

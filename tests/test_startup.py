@@ -110,7 +110,7 @@ def test_kernels_a_forward_used_are_preloaded_by_the_next_process(tmp_path):
     runs, saved = _two_processes(tmp_path, TINY, _PRELOAD_CHILD)
     (first, sum1), (second, sum2) = (out.split("\n")[:2] for out in runs)
     assert first == "[]"  # nothing saved yet: each kernel loads on its first call
-    assert {"im2col_rows", "maxpool", _ACTIVATING} <= saved
+    assert {"im2col_rows", "maxpool_2x2_even", _ACTIVATING} <= saved  # its 2x2/2 pool at 64x64
     assert second == str(sorted(saved))  # loaded before the forward asked for any
     assert sum1 == sum2
 
@@ -255,8 +255,8 @@ def test_file_mappings_match_a_line_by_line_parse_and_skip_pseudo_mappings():
         assert expected and list(threads._file_mappings(smaps, name)) == expected
 
 
-# TINY with a 3x3 mish convolution, a stride-1 maxpool (the general path) and an upsample
-# before its head
+# TINY with a 3x3 mish convolution, a stride-1 maxpool (maxpool_small; TINY's own 2x2/2 one is
+# maxpool_2x2_even) and an upsample before its head
 _HEAD_CONV = "[convolutional]\nfilters=18\n"
 _NO_ARRAYOBJ_CFG = TINY.replace(_HEAD_CONV, """[convolutional]
 filters=8
@@ -284,13 +284,13 @@ print("numba.np.arrayobj" in sys.modules, len(dets))
 
 
 def test_a_warm_one_image_detect_never_imports_numba_np_arrayobj(tmp_path):
-    """The kernels of a one-image detect (im2col, bias + leaky/mish/linear, both maxpool
-    paths, upsample, the resize, the NMS) allocate nothing, so loading them from the cache
+    """The kernels of a one-image detect (im2col, bias + leaky/mish/linear, two maxpool
+    kernels, upsample, the resize, the NMS) allocate nothing, so loading them from the cache
     does not import numba.np.arrayobj (~26 ms of a cold start). The first run compiles them,
     which imports all of Numba."""
     runs, saved = _two_processes(tmp_path, _NO_ARRAYOBJ_CFG, _NO_ARRAYOBJ_CHILD, winograd=False)
-    assert {"im2col_rows", "bias_activate", "maxpool", "upsample", "nms_class",
-            "resize_bgr"} <= saved  # fmt: skip
+    assert {"im2col_rows", "bias_activate", "maxpool_2x2_even", "maxpool_small", "upsample",
+            "nms_class", "resize_bgr"} <= saved  # fmt: skip
     (first, n1), (second, n2) = (out.split() for out in runs)
     assert first == "True" and second == "False" and n1 == n2 and int(n1) > 0
 
@@ -400,7 +400,7 @@ def test_preload_without_the_context_refresh_gives_the_same_outputs(tmp_path, ex
         winograd = {"winograd_job"}
     else:
         winograd = {"winograd4_input", "winograd_input"}
-    assert {"im2col_rows", "maxpool", "upsample"} | winograd <= saved_set
+    assert {"im2col_rows", "maxpool_2x2_even", "upsample"} | winograd <= saved_set
     # a JIT job's C kernels load with the refresh (a one-image detect's kernels, which have
     # none, take the fast path: test_a_warm_one_image_detect_never_imports_numba_np_arrayobj)
     c_kernels = any(name.startswith(threads.C_PREFIX) for name in saved_set)
