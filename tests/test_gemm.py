@@ -28,7 +28,7 @@ def _product(m: int, k: int, n: int, seed: int, gap: int = 0):
 
 
 @pytest.mark.parametrize("m", [1, 5, 6, 7, 12, 13, 64, 100])
-@pytest.mark.parametrize("n", [1, 7, 8, 9, 15, 16, 17, 33, 49])
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 7, 8, 9, 10, 15, 16, 17, 19, 33, 49])
 def test_gemm_matches_matmul(m, n):
     k = 37
     a, b, wide_c, c = _product(m, k, n, seed=m * 100 + n, gap=5)
@@ -43,9 +43,10 @@ def test_gemm_matches_matmul(m, n):
     assert np.isnan(wide_c[outside]).all()  # nothing written beside c
 
 
-@pytest.mark.parametrize("k", [1, 2, 27, 512])
-def test_gemm_depths(k):
-    a, b, _, c = _product(20, k, 40, seed=k)
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 27, 512])
+@pytest.mark.parametrize("n", [40, 41, 43])  # 1 and 3 tail columns: kernels._gemm_column
+def test_gemm_depths(k, n):
+    a, b, _, c = _product(20, k, n, seed=k)
     gemm.gemm(gemm.pack(a), b, c, np.empty(gemm.scratch_floats(k), np.float32))
     np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
 
