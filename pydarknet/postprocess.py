@@ -501,12 +501,14 @@ def to_detections(
     all_names = _class_names(names, probs.shape[1])
     show = np.array([not n.startswith("dont_show") for n in all_names], bool)
     keep = (probs > _F(thresh)) & show[None, :]
-    out = []
-    for i, k in zip(*np.nonzero(keep)):  # row-major: by box, then class
-        x, y, w, h = (float(v) for v in boxes[i])
-        out.append(Detection(int(k), all_names[k], float(probs[i, k]), x, y, w, h,
-                             int(image_w), int(image_h), int(i)))  # fmt: skip
-    return out
+    rows, ks = np.nonzero(keep)  # row-major: by box, then class
+    # as Python floats in one go (each float32 exactly): a Python loop reading the arrays
+    # value by value took 0.27 s for a random-weight yolov4-tiny's 36,000 detections
+    places = np.asarray(boxes)[rows].astype(np.float64).tolist()
+    scores = probs[rows, ks].astype(np.float64).tolist()
+    iw, ih = int(image_w), int(image_h)
+    return [Detection(k, all_names[k], p, x, y, w, h, iw, ih, i)
+            for i, k, (x, y, w, h), p in zip(rows.tolist(), ks.tolist(), places, scores)]
 
 
 def c_round(v: float) -> float:
