@@ -1080,9 +1080,9 @@ def _gemm_tile(vectors: int):
 
 _gemm_tile16 = _gemm_tile(2)
 _gemm_tile8 = _gemm_tile(1)
-# Tail columns past the last multiple of 8 cost a whole 8-wide tile each block: 4 cycles a step
-# of k (its six accumulators wait on the FMA's latency) for as little as 6 products. Up to
-# GEMM_COLUMN_TAIL of them go one by one through _gemm_column instead, ~1.5 cycles a step each.
+# Tail columns past the last multiple of 8 cost a whole 8-wide tile each block, the work of 8
+# columns for as few as 1, after a copy into zero-padded scratch. Up to GEMM_COLUMN_TAIL of them
+# go one by one through _gemm_column instead, ~0.5 ns a step of k each (from the timings below).
 # A 26x26 map's 49 Winograd tiles, (256 x 256) @ (256 x 49) for each of 36 elements on one
 # core: 3.39 -> 3.02 ms (48 columns: 2.78); 50 columns 5%, 51 1-2% faster; yolov4-tiny's four
 # 26x26 layers 7.2 -> 6.5 ms on 2 threads. From 4 columns the tile is as fast.
