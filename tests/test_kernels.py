@@ -442,6 +442,8 @@ def test_winograd_tile_choice(monkeypatch):
     conv.c, conv.filters = 512, 1024
     assert conv.winograd_tile((1024, 13, 13)) == 4  # 75 MB of U still beats F(2x2)
     assert conv.winograd_tile((1024, 10, 10)) == 2
+    assert conv.winograd_tile((1024, 2, 2)) == 2
+    assert conv.winograd_tile((1024, 1, 1)) == 0  # one output: im2col
     conv.c = 32
     assert conv.winograd_tile((1024, 13, 13)) == 0  # few channels on a small map: im2col
     assert conv.winograd_tile((1024, 16, 16)) == 4  # unless 4x4 tiles fit it as well as 2x2
