@@ -848,14 +848,14 @@ class MaxPool(Layer):
                     flat[c0:c1], h, w, size, pad, out[b, c0:c1], np.empty(planes, np.float32)),
                     2)  # fmt: skip
             return out
-        if self.even_pairs(x.shape[1:]) and out.flags.c_contiguous:  # else a copy of out
-            pairs = kernels.pool_pairs(h, w)
-            for b in range(x.shape[0]):
+        even = self.even_pairs(x.shape[1:])
+        pairs = kernels.pool_pairs(h, w) if even else 0
+        for b in range(x.shape[0]):
+            if even and out[b].flags.c_contiguous:  # (not: its reshape would be a copy)
                 flat, done = x[b].reshape(c, h * w), out[b].reshape(c, out_h * out_w)
                 in_steps(c, lambda c0, c1: kernels.maxpool_2x2_even(
                     flat[c0:c1], h, w, done[c0:c1], np.empty(pairs, np.float32)), 2)  # fmt: skip
-            return out
-        for b in range(x.shape[0]):
+                continue
             in_steps(c, lambda c0, c1: kernels.maxpool(
                 x[b, c0:c1], size, self.stride_y, self.stride_x, pad, out[b, c0:c1],
                 np.empty(w, np.float32)), 2)  # fmt: skip
