@@ -1031,6 +1031,29 @@ _F32_IR = ir.FloatType()
 _V8_IR = ir.VectorType(_F32_IR, 8)
 
 
+def _fmuladd(builder):
+    """fmuladd on 8-float vectors: one FMA where the CPU has it, else a multiply and an add."""
+    vector_type = ir.FunctionType(_V8_IR, [_V8_IR, _V8_IR, _V8_IR])
+    return cgutils.get_or_insert_function(builder.module, vector_type, "llvm.fmuladd.v8f32")
+
+
+def _splat(builder, value):
+    """An 8-float vector of one float."""
+    i32 = ir.IntType(32)
+    x = builder.insert_element(ir.Constant(_V8_IR, ir.Undefined), value, ir.Constant(i32, 0))
+    return builder.shuffle_vector(x, ir.Constant(_V8_IR, ir.Undefined),
+                                  ir.Constant(ir.VectorType(i32, 8), [0] * 8))  # fmt: skip
+
+
+def _store_rows(builder, pc, ldc, rows, store):
+    """store(r, address of C's row r) for the block's rows r < rows (its last rows may lie
+    past C's, and are not stored); C's rows ldc floats apart from pc."""
+    for r in range(GEMM_MR):
+        with builder.if_then(builder.icmp_signed(">", rows, ir.Constant(rows.type, r)),
+                             likely=True):  # fmt: skip
+            store(r, builder.gep(pc, [builder.mul(ir.Constant(ldc.type, r), ldc)]))
+
+
 def _gemm_tile(vectors: int):
     """An intrinsic tile(a, b, ldb, c, ldc, k, rows): C[:rows, :8*vectors] = (Ap @ B)[:rows],
     where Ap is one packed block (k x 6, contiguous; rows past `rows` are computed, not
@@ -1048,12 +1071,9 @@ def _gemm_tile(vectors: int):
             pa, pb, pc = (builder.inttoptr(x, fptr) for x in (a, b, c))
             i32 = ir.IntType(32)
             zero = ir.Constant(_V8_IR, [0.0] * 8)
-            splat = ir.Constant(ir.VectorType(i32, 8), [0] * 8)
             acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(vectors)]
                    for _ in range(GEMM_MR)]  # fmt: skip
-            vector_type = ir.FunctionType(_V8_IR, [_V8_IR, _V8_IR, _V8_IR])
-            # fmuladd: one FMA where the CPU has it, else a multiply and an add
-            fma = cgutils.get_or_insert_function(builder.module, vector_type, "llvm.fmuladd.v8f32")
+            fma = _fmuladd(builder)
             i8p = ir.IntType(8).as_pointer()
             prefetch_type = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
             prefetch = cgutils.get_or_insert_function(builder.module, prefetch_type,
@@ -1072,21 +1092,17 @@ def _gemm_tile(vectors: int):
                       for h in range(vectors)]  # fmt: skip
                 col = builder.gep(pa, [builder.mul(i, ir.Constant(i.type, GEMM_MR))])
                 for r in range(GEMM_MR):
-                    x = builder.load(builder.gep(col, [ir.Constant(i.type, r)]))
-                    x = builder.insert_element(ir.Constant(_V8_IR, ir.Undefined), x,
-                                               ir.Constant(i32, 0))  # fmt: skip
-                    x = builder.shuffle_vector(x, ir.Constant(_V8_IR, ir.Undefined), splat)
+                    x = _splat(builder, builder.load(builder.gep(col, [ir.Constant(i.type, r)])))
                     for h in range(vectors):
                         total = builder.call(fma, [x, bv[h], builder.load(acc[r][h])])
                         builder.store(total, acc[r][h])
-            for r in range(GEMM_MR):  # a block's last rows may lie past C's: not stored
-                with builder.if_then(builder.icmp_signed(">", rows, ir.Constant(rows.type, r)),
-                                     likely=True):  # fmt: skip
-                    row = builder.gep(pc, [builder.mul(ir.Constant(ldc.type, r), ldc)])
-                    for h in range(vectors):
-                        at = builder.bitcast(builder.gep(row, [ir.Constant(ldc.type, 8 * h)]),
-                                             vptr)  # fmt: skip
-                        builder.store(builder.load(acc[r][h]), at, align=4)
+
+            def store(r, row):
+                for h in range(vectors):
+                    at = builder.bitcast(builder.gep(row, [ir.Constant(ldc.type, 8 * h)]), vptr)
+                    builder.store(builder.load(acc[r][h]), at, align=4)
+
+            _store_rows(builder, pc, ldc, rows, store)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -1121,16 +1137,12 @@ def _gemm_column(typingctx, a, k, b, ldb, c, ldc, rows):
         pa, pb, pc = (builder.inttoptr(x, fptr) for x in (a, b, c))
         i32 = ir.IntType(32)
         zero = ir.Constant(_V8_IR, [0.0] * 8)
-        splat = ir.Constant(ir.VectorType(i32, 8), [0] * 8)
-        vector_type = ir.FunctionType(_V8_IR, [_V8_IR, _V8_IR, _V8_IR])
-        fma = cgutils.get_or_insert_function(builder.module, vector_type, "llvm.fmuladd.v8f32")
+        fma = _fmuladd(builder)
         acc = [cgutils.alloca_once_value(builder, zero) for _ in range(4)]
         six = ir.Constant(k.type, GEMM_MR)
 
         def step(i, row, into):
-            x = builder.load(builder.gep(pb, [builder.mul(i, ldb)]))
-            x = builder.insert_element(ir.Constant(_V8_IR, ir.Undefined), x, ir.Constant(i32, 0))
-            x = builder.shuffle_vector(x, ir.Constant(_V8_IR, ir.Undefined), splat)
+            x = _splat(builder, builder.load(builder.gep(pb, [builder.mul(i, ldb)])))
             builder.store(builder.call(fma, [row, x, builder.load(into)]), into)
 
         last = builder.sub(k, ir.Constant(k.type, 1))  # the steps before the last read 8 floats
@@ -1154,11 +1166,8 @@ def _gemm_column(typingctx, a, k, b, ldb, c, ldc, rows):
         step(last, row, acc[1])
         total = builder.fadd(builder.fadd(builder.load(acc[0]), builder.load(acc[1])),
                              builder.fadd(builder.load(acc[2]), builder.load(acc[3])))  # fmt: skip
-        for r in range(GEMM_MR):  # a block's last rows may lie past C's: not stored
-            with builder.if_then(builder.icmp_signed(">", rows, ir.Constant(rows.type, r)),
-                                 likely=True):  # fmt: skip
-                at = builder.gep(pc, [builder.mul(ir.Constant(ldc.type, r), ldc)])
-                builder.store(builder.extract_element(total, ir.Constant(i32, r)), at)
+        _store_rows(builder, pc, ldc, rows, lambda r, at: builder.store(
+            builder.extract_element(total, ir.Constant(i32, r)), at))  # fmt: skip
         return context.get_dummy_value()
 
     return sig, codegen
