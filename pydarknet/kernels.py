@@ -1469,10 +1469,11 @@ def _at(a):
 
 @njit(cache=True, nogil=True)
 def winograd_job(st, slot, mode, calls, a, tile, x, pad, th, tw, step, up, ws, per_slot, out,
-                 bias, code, act, scratch):  # fmt: skip
+                 bias, code, act, scratch, steps):  # fmt: skip
     """A Winograd layer's steps (see Convolutional._winograd_jit), claimed from job state st
     until none is left, on pool thread `slot`; calls: the C kernels' addresses (input and
-    output transform, gemm_tiles, bias_activate). mode 0: steps of `step` tile rows, each
+    output transform, gemm_tiles, bias_activate). mode 0: the steps (ty0, ty1, f0, f1) of the
+    table `steps`, tile rows ty0..ty1 of filters f0..f1 (a multiple of GEMM_MR): each
     transform, products, output transform, bias + activation in this thread's part of the
     workspace ws (per_slot floats); mode 1: a small map's whole input transform into the start
     of ws, `step` channels at a time; mode 2: then its products, output transform, bias and
@@ -1491,18 +1492,19 @@ def winograd_job(st, slot, mode, calls, a, tile, x, pad, th, tw, step, up, ws, p
     while True:
         i = job_claim(st)
         if mode == 0:
-            ty0 = i * step
-            if ty0 >= th:
+            if i >= steps.shape[0]:
                 return done
-            ty1 = min(th, ty0 + step)
+            ty0, ty1, f0, f1 = steps[i, 0], steps[i, 1], steps[i, 2], steps[i, 3]
             t = (ty1 - ty0) * tw
             vp = wsp + 4 * slot * per_slot
             mp = vp + 4 * a * c * t
             _ccall(fin, (xp, c, h, w, pad, ty0, ty1, tw, 0, c, vp, t))
-            _ccall(fgemm, (upp, a, blocks, c, 0, blocks, vp, t, t, mp, t, n, sp, floats))
-            _ccall(fout, (mp, t, ty0, ty1, tw, 0, n, yp, n, out_h, out_w))
+            _ccall(fgemm, (upp, a, blocks, c, f0 // GEMM_MR, -(-f1 // GEMM_MR), vp, t, t, mp, t,
+                           f1 - f0, sp, floats))  # fmt: skip
+            _ccall(fout, (mp, t, ty0, ty1, tw, f0, f1, yp, n, out_h, out_w))
             lo, hi = tile * ty0 * out_w, min(out_h, tile * ty1) * out_w
-            _ccall(fact, (yp, n, out_h * out_w, bp, code, lo, hi, ap))
+            _ccall(fact, (yp + 4 * f0 * out_h * out_w, f1 - f0, out_h * out_w, bp + 4 * f0, code,
+                          lo, hi, ap))  # fmt: skip
         elif mode == 1:
             ch0 = i * step
             if ch0 >= c:

@@ -30,6 +30,9 @@ Shape = tuple[int, int, int]  # (c, h, w)
 CHUNK_FLOATS = 1 << 19
 # Fewest Winograd tiles per step: narrower GEMMs run well under BLAS's peak.
 MIN_TILES = 96
+# Fewest tiles in a Winograd step that splits the rows left over after the threads' equal
+# shares by filters (_tile_steps): narrower GEMMs run far under peak.
+REST_TILES = 24
 # A 1x1 convolution with fewer filters than this is split by output columns, not by filters:
 # OpenBLAS runs (128 x 128) @ (128 x 1024) at ~85 GFLOP/s per core, (32 x 128) @ (128 x 4096)
 # at ~70; from 256 filters the two splits are even.
@@ -91,6 +94,35 @@ def _tile_rows_per_step(th: int, tw: int, per_row: int, slots: int) -> int:
     if steps > slots and steps % slots:
         steps = steps // slots * slots  # fewer, larger steps
     return -(-th // steps)  # steps of even size: 19 rows in 4 steps are 5 5 5 4, not 6 6 6 1
+
+
+def _tile_steps(th: int, tw: int, n: int, rows: int, slots: int) -> np.ndarray:
+    """Winograd steps (ty0, ty1, f0, f1): tile rows ty0..ty1 of filters f0..f1, in an equal
+    share per thread. Each thread's whole rows, th // slots, go in steps of at most `rows`
+    (>= MIN_TILES tiles where there are enough), their sizes as even as can be, in rounds of
+    `slots` steps of one size, largest first: threads that take turns end together. The rows
+    left over (th % slots, widened to >= REST_TILES tiles) come last, split by filters (whole
+    GEMM blocks), one part per thread. Cut by rows alone, a thread could get a step more:
+    26 rows in steps of 5 5 5 5 5 1 are 15 rows against 11 (yolov4-tiny's 104x104 layers)."""
+    rest = th % slots
+    while rest and rest * tw < REST_TILES and rest + slots <= th:
+        rest += slots
+    share = (th - rest) // slots
+    steps = []
+    if share:
+        k = -(-share // rows)
+        if share // k < -(-MIN_TILES // tw):
+            k = max(1, share // -(-MIN_TILES // tw))
+        ty = 0
+        for j in range(k):
+            size = share // k + (j < share % k)
+            for _ in range(slots):
+                steps.append((ty, ty + size, 0, n))
+                ty += size
+    if rest:
+        part = -(-n // slots // gemm.MR) * gemm.MR
+        steps += [(th - rest, th, f0, min(n, f0 + part)) for f0 in range(0, n, part)]
+    return np.array(steps, np.int64).reshape(-1, 4)
 
 
 def in_steps(total: int, run, per_thread: int = 4) -> None:
@@ -418,8 +450,8 @@ class Convolutional(Layer):
         slots = threads.pool().size
         tile = self.winograd_tile(out)
         if tile:
-            rows, _, per_row, _ = self._winograd_steps(out, tile, slots)
-            return max(slots * per_row * rows, per_row * -(-out[1] // tile))
+            steps, per_slot = self._winograd_steps(out, tile, slots)
+            return per_slot if steps is None else slots * per_slot
         if self.direct or self.depthwise:
             return 0
         # one im2col step per pool thread (>= the whole matrix when it is cut in fewer steps)
@@ -662,21 +694,25 @@ class Convolutional(Layer):
             in_steps(n, filters)
         return out
 
-    def _winograd_steps(self, out: Shape, tile: int, slots: int) -> tuple[int, int, int, bool]:
-        """(tile rows per step, steps, workspace floats per tile row, by rows) of a Winograd
-        forward on `slots` threads. Not by rows on small maps: the whole map's input transform
-        first, split by channels, then the filters split (two pool jobs instead of one)."""
+    def _winograd_steps(self, out: Shape, tile: int, slots: int) -> tuple[np.ndarray | None, int]:
+        """(steps, workspace floats per thread) of a Winograd forward on `slots` threads: steps
+        of tile rows and filters (_tile_steps), or None on small maps, where the whole map's
+        input transform comes first, split by channels, then the filters are split (two pool
+        jobs instead of one)."""
         th, tw = -(-out[1] // tile), -(-out[2] // tile)
         side = self._winograd_kernels(tile)[0]
         per_row = side * side * (self.c + out[0]) * tw  # transformed input, GEMM output
         rows = _tile_rows_per_step(th, tw, per_row, slots)
-        steps = -(-th // rows)
-        return rows, steps, per_row, steps >= slots or out[0] < 32 * slots
+        if -(-th // rows) < slots and out[0] >= 32 * slots:
+            return None, per_row * th
+        steps = _tile_steps(th, tw, out[0], rows, slots)
+        rows, filters = steps[:, 1] - steps[:, 0], steps[:, 3] - steps[:, 2]
+        return steps, int((side * side * (self.c + filters) * rows * tw).max())
 
     def pool_jobs(self, out: Shape) -> int:
         """How many jobs one image's forward hands the pool (network._runs_alone weighs them)."""
         tile = self.winograd_tile(out)
-        if tile and not self._winograd_steps(out, tile, threads.pool().size)[3]:
+        if tile and self._winograd_steps(out, tile, threads.pool().size)[0] is None:
             return 2
         return 1
 
@@ -691,26 +727,26 @@ class Convolutional(Layer):
         a = side * side  # transformed values per tile
         u, pad, act = self.winograd_weights(tile), self.padding, self.activation
         pool = threads.pool()
-        rows, steps, per_row, by_rows_only = self._winograd_steps(out.shape[1:], tile, pool.size)
+        steps, per_slot = self._winograd_steps(out.shape[1:], tile, pool.size)
         if u.ndim == 4 and JIT_JOBS:  # the packed GEMM: the steps run whole in the JIT
-            return self._winograd_jit(x, out, ws, tile, rows, steps, per_row, by_rows_only)
+            return self._winograd_jit(x, out, ws, tile, steps, per_slot)
         for b in range(x.shape[0]):
             y = out[b].reshape(n, out_h * out_w)
 
             def by_rows(i, slot):
-                ty0, ty1 = i * rows, min(th, (i + 1) * rows)
+                ty0, ty1, f0, f1 = (int(v) for v in steps[i])
                 t = (ty1 - ty0) * tw
-                base = slot * per_row * rows
+                base = slot * per_slot
                 v = ws[base : base + a * c * t].reshape(a, c, t)
-                m = ws[base + a * c * t : base + a * (c + n) * t].reshape(a, n, t)
+                m = ws[base + a * c * t : base + a * (c + f1 - f0) * t].reshape(a, f1 - f0, t)
                 transform_input(x[b], pad, ty0, ty1, tw, 0, c, v)
-                gemm.gemm_tiles(u, v, m, gemm_scratch(c))
-                transform_output(m, ty0, ty1, tw, 0, n, out[b])
-                kernels.bias_activate(y, self.biases, act, tile * ty0 * out_w,
+                gemm.gemm_tiles(gemm.filters(u, f0, f1), v, m, gemm_scratch(c))
+                transform_output(m, ty0, ty1, tw, f0, f1, out[b])
+                kernels.bias_activate(y[f0:f1], self.biases[f0:f1], act, tile * ty0 * out_w,
                                       min(out_h, tile * ty1) * out_w, *act_scratch())  # fmt: skip
 
-            if by_rows_only:
-                pool.run(by_rows, steps)
+            if steps is not None:
+                pool.run(by_rows, len(steps))
                 continue
             # small maps: the whole map's input transform split by channels, then the filters
             t = th * tw
@@ -730,7 +766,7 @@ class Convolutional(Layer):
             pool.run(by_filters, -(-n // fstep))
         return out
 
-    def _winograd_jit(self, x, out, ws, tile, rows, steps, per_row, by_rows_only):
+    def _winograd_jit(self, x, out, ws, tile, steps, per_slot):
         """_forward_winograd's steps as pool jobs that run whole in the JIT (kernels.py, "pool
         jobs"): the same kernels on the same steps, so the same numbers."""
         c, n = x.shape[1], out.shape[1]
@@ -743,17 +779,21 @@ class Convolutional(Layer):
         pool = threads.pool()
         act, scratch = _job_scratch(pool.size, c)
         job = kernels.winograd_job
+        table = _NO_STEPS if steps is None else steps
         for b in range(x.shape[0]):
             common = (a, tile, x[b], pad, th, tw)
-            tail = (u, ws, per_row * rows, out[b], self.biases, code, act, scratch)
-            if by_rows_only:
-                pool.run_jit(job, steps, 0, calls, *common, rows, *tail)
+            tail = (u, ws, per_slot, out[b], self.biases, code, act, scratch, table)
+            if steps is not None:
+                pool.run_jit(job, len(steps), 0, calls, *common, 0, *tail)
                 continue
             per = -(-c // pool.size)  # as in_steps(c, ..., 1)
             pool.run_jit(job, -(-c // per), 1, calls, *common, per, *tail)
             fstep = -(-n // pool.size // gemm.MR) * gemm.MR
             pool.run_jit(job, -(-n // fstep), 2, calls, *common, fstep, *tail)
         return out
+
+
+_NO_STEPS = np.zeros((0, 4), np.int64)  # winograd_job's step table in modes 1 and 2
 
 
 @dataclass

@@ -506,6 +506,37 @@ def test_pool_jobs_count_the_small_map_winograd_transform():
         threads.set_num_threads(before)
 
 
+@pytest.mark.parametrize("th,tw,n,rows,slots", [(26, 26, 64, 5, 2), (52, 52, 64, 5, 2),
+                                                (13, 13, 128, 7, 2), (64, 64, 64, 3, 2),
+                                                (7, 7, 70, 14, 3), (23, 12, 130, 8, 2),
+                                                (3, 3, 32, 2, 2), (1, 1, 8, 1, 2),
+                                                (26, 26, 255, 5, 4), (26, 26, 64, 5, 1)])  # fmt: skip
+def test_winograd_steps_cover_the_layer_in_equal_shares(th, tw, n, rows, slots):
+    """Every (tile row, filter) in exactly one step; filter parts start on a GEMM block; the
+    threads, taking steps in turn, get the same rows (26 rows in steps of 5 were 15 against 11)
+    and the same filters of the rows left over but for one block's rounding."""
+    from pydarknet.layers import _tile_steps
+
+    steps = _tile_steps(th, tw, n, rows, slots)
+    seen = np.zeros((th, n), np.int64)
+    for ty0, ty1, f0, f1 in steps:
+        assert 0 <= ty0 < ty1 <= th and 0 <= f0 < f1 <= n and f0 % gemm.MR == 0
+        seen[ty0:ty1, f0:f1] += 1
+    assert (seen == 1).all()
+    whole = steps[(steps[:, 2] == 0) & (steps[:, 3] == n)]
+    sizes = whole[:, 1] - whole[:, 0]
+    assert (np.diff(sizes) <= 0).all() and sizes[:1].sum() - sizes[-1:].sum() <= 1  # even
+    assert len(whole) % slots == 0
+    if len(whole) > slots:
+        assert sizes.max() <= rows  # no larger than asked for when the share needs several
+    share = [sizes[j::slots].sum() for j in range(slots)]
+    assert min(share) == max(share)
+    parts = steps[len(whole) :]  # the rows left over, by filters
+    if len(parts):
+        assert len(parts) <= slots and len({(a, b) for a, b in parts[:, :2]}) == 1
+        assert (parts[:, 3] - parts[:, 2]).max() < -(-n // slots) + gemm.MR
+
+
 # -- memory plan ------------------------------------------------------------------------------
 @pytest.mark.parametrize("name,h,w,n", [("yolov4-tiny", 160, 192, 1), ("yolov3-tiny", 96, 128, 1),
                                         ("yolov4-csp", 128, 96, 1), ("yolov4-tiny", 96, 96, 2),
