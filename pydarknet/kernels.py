@@ -807,6 +807,140 @@ def winograd_weights(g, out, a, k0, k1):
                     dst[q] = u[q]
 
 
+# --- lane-wise transforms ----------------------------------------------------------------------
+# A Winograd transform is a few adds and multiplies by constants applied to runs of floats: six
+# rows in, six rows out. Numba's loop over them writes several arrays, which LLVM vectorizes only
+# behind run-time overlap checks, and on runs of 4-30 floats (a tile row) those checks and the
+# scalar remainder cost more than the work (0.5 ns a value). _lanewise(fn) emits fn's own
+# arithmetic, operation for operation, on 8-float vectors and then float by float for the last
+# n % 8: the same roundings in every lane, so the same numbers as the scalar loop.
+_JIT = not __import__("numba").config.DISABLE_JIT
+_F32_IR = ir.FloatType()
+_V8_IR = ir.VectorType(_F32_IR, 8)
+
+
+class _Lanes:
+    """An LLVM float32 value or 8-float vector with +, - and * (by another or a float32
+    constant) that emit the operation: a transform's scalar function, called on these, emits
+    its operations in its own order."""
+
+    __array_ufunc__ = None  # np.float32 * _Lanes: numpy steps aside for __rmul__
+
+    def __init__(self, builder, value, width: int):
+        self.builder, self.value, self.width = builder, value, width
+
+    def _of(self, other):
+        if isinstance(other, _Lanes):
+            return other.value
+        value = float(np.float32(other))
+        return ir.Constant(_V8_IR, [value] * 8) if self.width == 8 else ir.Constant(_F32_IR, value)
+
+    def _made(self, op, a, b):
+        return _Lanes(self.builder, op(a, b), self.width)
+
+    def __add__(self, other):
+        return self._made(self.builder.fadd, self.value, self._of(other))
+
+    def __radd__(self, other):
+        return self._made(self.builder.fadd, self._of(other), self.value)
+
+    def __sub__(self, other):
+        return self._made(self.builder.fsub, self.value, self._of(other))
+
+    def __rsub__(self, other):
+        return self._made(self.builder.fsub, self._of(other), self.value)
+
+    def __mul__(self, other):
+        return self._made(self.builder.fmul, self.value, self._of(other))
+
+    def __rmul__(self, other):
+        return self._made(self.builder.fmul, self._of(other), self.value)
+
+
+def _lanewise(fn):
+    """op(n, src, ins, dst, outs) for a scalar function fn of len(ins) floats returning
+    len(outs): dst[outs[r] + t] = fn(src[ins[0] + t], src[ins[1] + t], ...)[r] for t < n, with
+    src and dst 1-d float32 arrays (contiguous) and ins and outs tuples of offsets into them;
+    no run written may overlap one read. Offsets, not views: a view per run costs more than
+    a tile row's work. The caller keeps every run inside its array (Numba's bounds checks do
+    not see them). Without the JIT, a plain loop over fn."""
+    if not _JIT:
+
+        def op(n, src, ins, dst, outs):
+            for t in range(n):
+                for at, value in zip(outs, fn(*(src[i + t] for i in ins))):
+                    dst[at + t] = value
+
+        return op
+
+    @intrinsic
+    def op(typingctx, n, src, ins, dst, outs):
+        sig = types.void(n, src, ins, dst, outs)
+
+        def codegen(context, builder, signature, args):
+            n, src, ins, dst, outs = args
+            _, src_type, _, dst_type, _ = signature.args
+
+            def runs(array, array_type, offsets, count):
+                base = context.make_array(array_type)(context, builder, array).data
+                return [builder.gep(base, [builder.extract_value(offsets, j)])
+                        for j in range(count)]  # fmt: skip
+
+            reads = runs(src, src_type, ins, len(signature.args[2]))
+            writes = runs(dst, dst_type, outs, len(signature.args[4]))
+
+            vptr, i32 = _V8_IR.as_pointer(), ir.IntType(32)
+            spill = cgutils.alloca_once(builder, _V8_IR)
+
+            def block(i, mask=None):
+                at = [builder.bitcast(builder.gep(p, [i]), vptr) for p in reads]
+                if mask is None:
+                    values = [builder.load(p, align=4) for p in at]
+                else:
+                    load = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+                        _V8_IR, [vptr, i32, mask.type, _V8_IR]), "llvm.masked.load.v8f32.p0v8f32")
+                    values = [builder.call(load, [p, ir.Constant(i32, 4), mask,
+                                                  ir.Constant(_V8_IR, [0.0] * 8)]) for p in at]
+                results = fn(*(_Lanes(builder, v, 8) for v in values))
+                if mask is None:
+                    for p, result in zip(writes, results):
+                        builder.store(result.value, builder.bitcast(builder.gep(p, [i]), vptr),
+                                      align=4)  # fmt: skip
+                    return
+                # masked stores are microcode on some CPUs (AMD's): the lanes go through the
+                # stack, then the first n one by one
+                for p, result in zip(writes, results):
+                    builder.store(result.value, spill)
+                    with cgutils.for_range(builder, n) as loop:
+                        lane = builder.gep(builder.bitcast(spill, _F32_IR.as_pointer()),
+                                           [loop.index])  # fmt: skip
+                        builder.store(builder.load(lane), builder.gep(p, [loop.index]))
+
+            eight = ir.Constant(n.type, 8)
+            with builder.if_else(builder.icmp_signed(">=", n, eight), likely=True) as (wide, short):
+                with wide:
+                    blocks = builder.sdiv(n, eight)
+                    with cgutils.for_range(builder, blocks) as loop:
+                        block(builder.mul(loop.index, eight))
+                    # the last n % 8: one more block, ending at n (lanes done twice give the
+                    # same values: no run written overlaps one read)
+                    with builder.if_then(builder.icmp_signed(">", n, builder.mul(blocks, eight))):
+                        block(builder.sub(n, eight))
+                with short:  # fewer than 8: a block whose lanes past n are neither read nor written
+                    lane = ir.Constant(ir.VectorType(n.type, 8), list(range(8)))
+                    limit = builder.shuffle_vector(
+                        builder.insert_element(ir.Constant(ir.VectorType(n.type, 8), ir.Undefined),
+                                               n, ir.Constant(i32, 0)),
+                        ir.Constant(ir.VectorType(n.type, 8), ir.Undefined),
+                        ir.Constant(ir.VectorType(i32, 8), [0] * 8))  # fmt: skip
+                    block(ir.Constant(n.type, 0), builder.icmp_signed("<", lane, limit))
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return op
+
+
 # Winograd F(4x4, 3x3): 6x6 input tiles, 36 products per 4x4 output tile (im2col: 144), for
 # larger maps. Interpolation points 0, +-1, +-2 and infinity (Lavin & Gray 2016, section 4.2).
 @njit(cache=True, inline="always")
@@ -825,6 +959,10 @@ def _at6(m0, m1, m2, m3, m4, m5):
     s, d = m1 + m2, m1 - m2
     s2, d2 = m3 + m4, m3 - m4
     return m0 + s + s2, d + _F(2.0) * d2, s + _F(4.0) * s2, d + _F(8.0) * d2 + m5
+
+
+_bt6_rows = _lanewise(getattr(_bt6, "py_func", _bt6))
+_at6_rows = _lanewise(getattr(_at6, "py_func", _at6))
 
 
 @njit(cache=True, error_model="numpy")
@@ -867,31 +1005,24 @@ def winograd4_input(x, pad, ty0, ty1, tw, ch0, ch1, out):
     """
     plane = np.empty((4 * (ty1 - ty0) + 2, 4, tw + 1), np.float32)
     cols = np.empty((6, 4, tw + 1), np.float32)  # B^T applied down the columns of six plane rows
-    flat = plane.reshape(plane.shape[0], -1)
-    flat_cols = cols.reshape(6, -1)
+    flat, flat_cols, dst = plane.reshape(-1), cols.reshape(-1), out.reshape(-1)
+    line, part = 4 * (tw + 1), tw + 1  # floats in a plane row, in one phase of it
+    c, t_all = out.shape[1], out.shape[2]
     for ch in range(ch0, ch1):
         _phase_plane(x, ch, pad, 4 * ty0 - pad, plane)
         for ty in range(ty0, ty1):
-            r = 4 * (ty - ty0)
-            d0, d1, d2 = flat[r], flat[r + 1], flat[r + 2]
-            d3, d4, d5 = flat[r + 3], flat[r + 4], flat[r + 5]
-            b0, b1, b2 = flat_cols[0], flat_cols[1], flat_cols[2]
-            b3, b4, b5 = flat_cols[3], flat_cols[4], flat_cols[5]
-            for j in range(flat.shape[1]):
-                b0[j], b1[j], b2[j], b3[j], b4[j], b5[j] = _bt6(
-                    d0[j], d1[j], d2[j], d3[j], d4[j], d5[j]
-                )
+            r = 4 * (ty - ty0) * line
+            _bt6_rows(line, flat, (r, r + line, r + 2 * line, r + 3 * line, r + 4 * line,
+                                   r + 5 * line),
+                      flat_cols, (0, line, 2 * line, 3 * line, 4 * line, 5 * line))  # fmt: skip
             k0 = (ty - ty0) * tw
             for i in range(6):
-                p0, p1, p2, p3 = cols[i, 0], cols[i, 1], cols[i, 2], cols[i, 3]
-                e = 6 * i
-                k1 = k0 + tw
-                r0, r1, r2 = out[e, ch, k0:k1], out[e + 1, ch, k0:k1], out[e + 2, ch, k0:k1]
-                r3, r4, r5 = out[e + 3, ch, k0:k1], out[e + 4, ch, k0:k1], out[e + 5, ch, k0:k1]
-                for t in range(tw):
-                    r0[t], r1[t], r2[t], r3[t], r4[t], r5[t] = _bt6(
-                        p0[t], p1[t], p2[t], p3[t], p0[t + 1], p1[t + 1]
-                    )
+                p = i * line  # phases 0..3 of column-pass row i; 4, 5: phases 0, 1 a tile on
+                o = (6 * i * c + ch) * t_all + k0  # element 6i of this tile row, then 6i+1..
+                e = c * t_all
+                _bt6_rows(tw, flat_cols, (p, p + part, p + 2 * part, p + 3 * part, p + 1,
+                                          p + part + 1),
+                          dst, (o, o + e, o + 2 * e, o + 3 * e, o + 4 * e, o + 5 * e))  # fmt: skip
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -906,23 +1037,27 @@ def winograd4_output(m, ty0, ty1, tw, f0, f1, out):
     t_all = (ty1 - ty0) * tw
     half = np.empty((24, t_all), np.float32)  # A^T applied down the tiles' columns
     rows = np.empty((4, 4, tw), np.float32)  # [a, b, t]: output row a, column 4t + b
+    flat_m, flat_half, flat_rows = m.reshape(-1), half.reshape(-1), rows.reshape(-1)
+    fm, tm = m.shape[1], m.shape[2]
+    step = fm * tm  # floats from one element to the next
     whole = out_w // 4  # tiles whose four columns are inside
     for f in range(f0, f1):
         q = f - f0
         for j in range(6):  # column j of every tile: elements 6i+j, i = 0..5
-            m0, m1, m2 = m[j, q, :t_all], m[6 + j, q, :t_all], m[12 + j, q, :t_all]
-            m3, m4, m5 = m[18 + j, q, :t_all], m[24 + j, q, :t_all], m[30 + j, q, :t_all]
-            h0, h1, h2, h3 = half[j], half[6 + j], half[12 + j], half[18 + j]
-            for t in range(t_all):
-                h0[t], h1[t], h2[t], h3[t] = _at6(m0[t], m1[t], m2[t], m3[t], m4[t], m5[t])
+            e = (j * fm + q) * tm  # element j of filter q, then 6 + j, ...
+            _at6_rows(t_all, flat_m, (e, e + 6 * step, e + 12 * step, e + 18 * step,
+                                      e + 24 * step, e + 30 * step),
+                      flat_half, (j * t_all, (6 + j) * t_all, (12 + j) * t_all,
+                                  (18 + j) * t_all))  # fmt: skip
         for ty in range(ty0, ty1):
             k0 = (ty - ty0) * tw
             for a in range(min(4, out_h - 4 * ty)):  # output row a of every tile
-                g0, g1, g2 = half[6 * a, k0:], half[6 * a + 1, k0:], half[6 * a + 2, k0:]
-                g3, g4, g5 = half[6 * a + 3, k0:], half[6 * a + 4, k0:], half[6 * a + 5, k0:]
                 c0, c1, c2, c3 = rows[a, 0], rows[a, 1], rows[a, 2], rows[a, 3]
-                for t in range(tw):
-                    c0[t], c1[t], c2[t], c3[t] = _at6(g0[t], g1[t], g2[t], g3[t], g4[t], g5[t])
+                h = 6 * a * t_all + k0
+                _at6_rows(tw, flat_half, (h, h + t_all, h + 2 * t_all, h + 3 * t_all,
+                                          h + 4 * t_all, h + 5 * t_all),
+                          flat_rows, (4 * a * tw, (4 * a + 1) * tw, (4 * a + 2) * tw,
+                                      (4 * a + 3) * tw))  # fmt: skip
                 dst = out[f, 4 * ty + a]
                 for t in range(whole):
                     j = 4 * t
@@ -1027,8 +1162,6 @@ GEMM_NR = 16  # columns of B per tile: two vectors of 8
 # way); yolov3-tiny's Winograd layers on 2 threads 1-10% faster (its 13x13 512 -> 1024 layer
 # 4.39-4.67 -> 3.98-4.03 ms; the forward 23.5-23.7 -> 21.9-22.2 ms, --layers, two runs each).
 GEMM_PREFETCH = 512
-_F32_IR = ir.FloatType()
-_V8_IR = ir.VectorType(_F32_IR, 8)
 
 
 def _fmuladd(builder):

@@ -327,6 +327,39 @@ def test_winograd_input_transform_matches_matrix_twin(m, c, h, w, pad, ty0, ty1)
     assert np.isnan(got[:, c:]).all()  # nothing written outside its channels
 
 
+_BT6 = getattr(kernels._bt6, "py_func", kernels._bt6)  # the scalar functions, not compiled
+_AT6 = getattr(kernels._at6, "py_func", kernels._at6)
+
+
+@pytest.mark.parametrize("h,w,pad", [(9, 1, 1), (10, 7, 0), (30, 31, 1), (33, 32, 0), (40, 105, 1),
+                                     (12, 36, 1)])  # fmt: skip
+def test_f4_transforms_are_bit_exact_in_the_scalar_order(h, w, pad):
+    """F(4x4)'s transforms run _bt6 and _at6 on vectors of 8 tiles (kernels._lanewise), fewer
+    than 8 and a last part of a row as well: every lane the scalar functions' operations in
+    their order, so bit for bit those functions applied with numpy's float32 (rows of 1-27
+    tiles; the column passes' rows of 4 * (tiles + 1))."""
+    c, f = 3, 2
+    out_h, out_w = h + 2 * pad - 2, w + 2 * pad - 2
+    th, tw = -(-out_h // 4), -(-out_w // 4)
+    x = rand((c, h, w), seed=w)
+    xp = np.zeros((c, 4 * th + 2, 4 * tw + 2), _F)
+    xp[:, pad : pad + h, pad : pad + w] = x
+    d = [[xp[:, r : r + 4 * th : 4, s : s + 4 * tw : 4] for s in range(6)] for r in range(6)]
+    down = _BT6(*(np.stack(d[r]) for r in range(6)))  # B^T down each tile's columns: [i][s]
+    want = np.stack([np.stack(_BT6(*down[i])) for i in range(6)]).reshape(36, c, th * tw)
+    got = np.empty((36, c, th * tw), _F)
+    kernels.winograd4_input(x, pad, 0, th, tw, 0, c, got)
+    np.testing.assert_array_equal(got, want)
+
+    m = rand((36, f, th * tw), seed=h)
+    half = [_AT6(*(m[6 * i + j] for i in range(6))) for j in range(6)]  # [j][a]
+    y = np.stack([np.stack(_AT6(*(half[j][a] for j in range(6)))) for a in range(4)])
+    want = y.reshape(4, 4, f, th, tw).transpose(2, 3, 0, 4, 1).reshape(f, 4 * th, 4 * tw)
+    got = np.empty((f, out_h, out_w), _F)
+    kernels.winograd4_output(m, 0, th, tw, 0, f, got)
+    np.testing.assert_array_equal(got, want[:, :out_h, :out_w])
+
+
 @pytest.mark.parametrize("m", [2, 4, "s2"])
 @pytest.mark.parametrize("k", [37, 600])  # 600: across kernels._WBLOCK blocks
 def test_winograd_weight_transform_matches_matrix_twin(m, k):
