@@ -941,6 +941,63 @@ def _lanewise(fn):
     return op
 
 
+def _split4_python(n, src, at, dst, outs):
+    for t in range(n):
+        for p in range(4):
+            dst[outs[p] + t] = src[at + 4 * t + p]
+
+
+@intrinsic
+def _split4_lanes(typingctx, n, src, at, dst, outs):
+    """_split4 in vector code: 8 values of each phase from 4 loads and 12 shuffles."""
+    sig = types.void(n, src, at, dst, outs)
+
+    def codegen(context, builder, signature, args):
+        n, src, at, dst, outs = args
+        _, src_type, _, dst_type, _ = signature.args
+        base = builder.gep(context.make_array(src_type)(context, builder, src).data, [at])
+        out = context.make_array(dst_type)(context, builder, dst).data
+        writes = [builder.gep(out, [builder.extract_value(outs, p)]) for p in range(4)]
+        vptr, i32 = _V8_IR.as_pointer(), ir.IntType(32)
+
+        def block(t):  # values 4t .. 4t + 31
+            first = builder.gep(base, [builder.mul(t, ir.Constant(t.type, 4))])
+            v = [builder.load(builder.bitcast(builder.gep(first, [ir.Constant(t.type, 8 * k)]),
+                                              vptr), align=4) for k in range(4)]  # fmt: skip
+            for p in range(4):
+                pick = ir.Constant(ir.VectorType(i32, 4), [p, p + 4, p + 8, p + 12])
+                lo = builder.shuffle_vector(v[0], v[1], pick)
+                hi = builder.shuffle_vector(v[2], v[3], pick)
+                both = builder.shuffle_vector(lo, hi, ir.Constant(ir.VectorType(i32, 8),
+                                                                  list(range(8))))  # fmt: skip
+                builder.store(both, builder.bitcast(builder.gep(writes[p], [t]), vptr), align=4)
+
+        eight = ir.Constant(n.type, 8)
+        with builder.if_else(builder.icmp_signed(">=", n, eight), likely=True) as (wide, short):
+            with wide:
+                blocks = builder.sdiv(n, eight)
+                with cgutils.for_range(builder, blocks) as loop:
+                    block(builder.mul(loop.index, eight))
+                with builder.if_then(builder.icmp_signed(">", n, builder.mul(blocks, eight))):
+                    block(builder.sub(n, eight))  # the last n % 8 again, as in _lanewise
+            with short:
+                with cgutils.for_range(builder, n) as loop:
+                    t = loop.index
+                    for p in range(4):
+                        i = builder.add(builder.mul(t, ir.Constant(t.type, 4)),
+                                        ir.Constant(t.type, p))  # fmt: skip
+                        builder.store(builder.load(builder.gep(base, [i])),
+                                      builder.gep(writes[p], [t]))  # fmt: skip
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+# dst[outs[p] + t] = src[at + 4t + p] for t < n and p < 4: a run of floats split by phase into
+# four runs (contiguous 1-d arrays, no run written overlapping the one read).
+_split4 = _split4_lanes if _JIT else _split4_python
+
+
 # Winograd F(4x4, 3x3): 6x6 input tiles, 36 products per 4x4 output tile (im2col: 144), for
 # larger maps. Interpolation points 0, +-1, +-2 and infinity (Lavin & Gray 2016, section 4.2).
 @njit(cache=True, inline="always")
@@ -972,6 +1029,7 @@ def _phase_plane(x, ch, pad, y0, plane):
     _, h, w = x.shape
     n = plane.shape[2]
     flat = plane.reshape(plane.shape[0], -1)
+    all_x, all_plane = x.reshape(-1), plane.reshape(-1)
     t_lo = min(n, (pad + 3) // 4)  # the first t whose columns 4t-pad..4t-pad+3 are all >= 0
     t_hi = max(t_lo, min(n, (w + pad) // 4))  # past the last t whose 4t-pad+3 is < w
     for r in range(plane.shape[0]):
@@ -982,11 +1040,10 @@ def _phase_plane(x, ch, pad, y0, plane):
                 for p in range(4):
                     j = 4 * t + p - pad
                     row[p, t] = src[j] if 0 <= j < w else 0.0
-            # inside the image: four loads in a row, no bounds tests (2x faster)
-            q0, q1, q2, q3 = row[0, t_lo:], row[1, t_lo:], row[2, t_lo:], row[3, t_lo:]
-            s = src[4 * t_lo - pad :]
-            for t in range(t_hi - t_lo):
-                q0[t], q1[t], q2[t], q3[t] = s[4 * t], s[4 * t + 1], s[4 * t + 2], s[4 * t + 3]
+            # inside the image: whole vectors split by phase (kernels._split4)
+            o = r * 4 * n + t_lo
+            _split4(t_hi - t_lo, all_x, (ch * h + iy) * w + 4 * t_lo - pad, all_plane,
+                    (o, o + n, o + 2 * n, o + 3 * n))  # fmt: skip
             for t in range(t_hi, n):
                 for p in range(4):
                     j = 4 * t + p - pad
@@ -1078,6 +1135,22 @@ def _at5(m0, m1, m2, m3, m4):
     return m0 + m1 + m3, m1 + m2 + m4
 
 
+def _bt5(s0, s1, s2, s3, s4):
+    """B^T s for stride-2 F(2, 3): the rows 1 0 -1 0 0 / 0 0 1 0 0 / 0 0 -1 0 1 / 0 1 0 0 0 /
+    0 0 0 1 0 (s0 - s2, s2, s4 - s2, s1, s3)."""
+    return s0 - s2, s2, s4 - s2, s1, s3
+
+
+def _bt5_moved(s0, s2, s4):
+    """_bt5's two rows that are not a sample moved."""
+    return s0 - s2, s4 - s2
+
+
+_bt5_rows = _lanewise(_bt5)
+_bt5_moved_rows = _lanewise(_bt5_moved)
+_at5_rows = _lanewise(getattr(_at5, "py_func", _at5))
+
+
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def winograd_s2_input(x, pad, ty0, ty1, tw, ch0, ch1, out):
     """Tile rows ty0..ty1 of channels ch0..ch1 of x (c, h, w) -> out (25, c, (ty1-ty0)*tw):
@@ -1086,30 +1159,28 @@ def winograd_s2_input(x, pad, ty0, ty1, tw, ch0, ch1, out):
     Tile (ty, tx) reads input rows 4ty-pad..4ty-pad+4 and columns 4tx-pad..4tx-pad+4, zero
     outside the image, as the convolution's padding does (rows split by _phase_plane).
     """
-    plane = np.empty((4 * (ty1 - ty0) + 1, 4, tw + 1), np.float32)
-    cols = np.empty((2, 4, tw + 1), np.float32)  # B^T rows 0 and 2 down the plane's columns
-    flat = plane.reshape(plane.shape[0], -1)
-    c0, c2 = cols[0].reshape(-1), cols[1].reshape(-1)
+    rows = 4 * (ty1 - ty0) + 1
+    # the plane's rows, then B^T's rows 0 and 2 down the columns of a tile row's five
+    buf = np.empty((rows + 2, 4, tw + 1), np.float32)
+    flat, dst = buf.reshape(-1), out.reshape(-1)
+    line, part = 4 * (tw + 1), tw + 1  # floats in a plane row, in one phase of it
+    down = rows * line  # where B^T's rows 0 and 2 go
+    c, t_all = out.shape[1], out.shape[2]
+    e = c * t_all  # floats from one element to the next
     for ch in range(ch0, ch1):
-        _phase_plane(x, ch, pad, 4 * ty0 - pad, plane)
+        _phase_plane(x, ch, pad, 4 * ty0 - pad, buf[:rows])
         for ty in range(ty0, ty1):
-            r = 4 * (ty - ty0)
-            d0, d2, d4 = flat[r], flat[r + 2], flat[r + 4]
-            for j in range(flat.shape[1]):
-                c0[j], c2[j] = d0[j] - d2[j], d4[j] - d2[j]
+            r = 4 * (ty - ty0) * line
+            _bt5_moved_rows(line, flat, (r, r + 2 * line, r + 4 * line), flat, (down, down + line))
             k0 = (ty - ty0) * tw
-            for i in range(5):  # B^T's rows 1, 3 and 4 pick plane rows 2, 1 and 3
+            for i in range(5):  # B^T's rows 1, 3 and 4 are plane rows 2, 1 and 3
                 if i == 0 or i == 2:
-                    p = cols[i // 2]
+                    p = down + (i // 2) * line
                 else:
-                    p = plane[r + (2 if i == 1 else (1 if i == 3 else 3))]
-                p0, p1, p2, p3 = p[0], p[1], p[2], p[3]
-                e, k1 = 5 * i, k0 + tw
-                r0, r1, r2 = out[e, ch, k0:k1], out[e + 1, ch, k0:k1], out[e + 2, ch, k0:k1]
-                r3, r4 = out[e + 3, ch, k0:k1], out[e + 4, ch, k0:k1]
-                for t in range(tw):
-                    r0[t], r1[t], r2[t] = p0[t] - p2[t], p2[t], p0[t + 1] - p2[t]
-                    r3[t], r4[t] = p1[t], p3[t]
+                    p = r + (2 if i == 1 else (1 if i == 3 else 3)) * line
+                o = (5 * i * c + ch) * t_all + k0
+                _bt5_rows(tw, flat, (p, p + part, p + 2 * part, p + 3 * part, p + 1),
+                          dst, (o, o + e, o + 2 * e, o + 3 * e, o + 4 * e))  # fmt: skip
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -1120,26 +1191,28 @@ def winograd_s2_output(m, ty0, ty1, tw, f0, f1, out):
     _, out_h, out_w = out.shape
     t_all = (ty1 - ty0) * tw
     half = np.empty((10, t_all), np.float32)  # A^T applied down the tiles' columns
+    two = np.empty((2, tw), np.float32)  # an output row: columns 2t, 2t + 1
+    flat_m, flat_half, flat_two = m.reshape(-1), half.reshape(-1), two.reshape(-1)
+    fm, tm = m.shape[1], m.shape[2]
+    step = fm * tm  # floats from one element to the next
     whole = out_w // 2  # tiles whose two columns are inside
     for f in range(f0, f1):
         q = f - f0
         for j in range(5):  # column j of every tile: elements 5i+j, i = 0..4
-            m0, m1, m2 = m[j, q, :t_all], m[5 + j, q, :t_all], m[10 + j, q, :t_all]
-            m3, m4 = m[15 + j, q, :t_all], m[20 + j, q, :t_all]
-            h0, h1 = half[j], half[5 + j]
-            for t in range(t_all):
-                h0[t], h1[t] = _at5(m0[t], m1[t], m2[t], m3[t], m4[t])
+            e = (j * fm + q) * tm
+            _at5_rows(t_all, flat_m, (e, e + 5 * step, e + 10 * step, e + 15 * step,
+                                      e + 20 * step), flat_half, (j * t_all, (5 + j) * t_all))  # fmt: skip
         for ty in range(ty0, ty1):
             k0 = (ty - ty0) * tw
             for a in range(min(2, out_h - 2 * ty)):  # output row a of every tile
-                g0, g1, g2 = half[5 * a, k0:], half[5 * a + 1, k0:], half[5 * a + 2, k0:]
-                g3, g4 = half[5 * a + 3, k0:], half[5 * a + 4, k0:]
-                dst = out[f, 2 * ty + a]
+                h = 5 * a * t_all + k0
+                _at5_rows(tw, flat_half, (h, h + t_all, h + 2 * t_all, h + 3 * t_all,
+                                          h + 4 * t_all), flat_two, (0, tw))  # fmt: skip
+                dst, y0, y1 = out[f, 2 * ty + a], two[0], two[1]
                 for t in range(whole):
-                    dst[2 * t], dst[2 * t + 1] = _at5(g0[t], g1[t], g2[t], g3[t], g4[t])
+                    dst[2 * t], dst[2 * t + 1] = y0[t], y1[t]
                 if whole < tw:  # the last tile's first column only
-                    t = whole
-                    dst[2 * t] = _at5(g0[t], g1[t], g2[t], g3[t], g4[t])[0]
+                    dst[2 * whole] = y0[whole]
 
 
 # --- GEMM with a packed A --------------------------------------------------------------------

@@ -360,6 +360,34 @@ def test_f4_transforms_are_bit_exact_in_the_scalar_order(h, w, pad):
     np.testing.assert_array_equal(got, want[:, :out_h, :out_w])
 
 
+@pytest.mark.parametrize("h,w,pad", [(9, 1, 1), (10, 13, 0), (30, 61, 1), (33, 64, 0), (40, 105, 1),
+                                     (12, 66, 1)])  # fmt: skip
+def test_stride_2_transforms_are_bit_exact_in_the_scalar_order(h, w, pad):
+    """Stride-2 F(2x2)'s transforms, vector code as in F(4x4)'s: bit for bit kernels._bt5 and
+    _at5 applied with numpy's float32 (rows of 1-27 tiles)."""
+    bt5, at5 = kernels._bt5, getattr(kernels._at5, "py_func", kernels._at5)
+    c, f = 3, 2
+    out_h, out_w = (h + 2 * pad - 3) // 2 + 1, (w + 2 * pad - 3) // 2 + 1
+    th, tw = -(-out_h // 2), -(-out_w // 2)
+    x = rand((c, h, w), seed=w)
+    xp = np.zeros((c, 4 * th + 1 + h, 4 * tw + 1 + w), _F)
+    xp[:, pad : pad + h, pad : pad + w] = x
+    d = [[xp[:, r : r + 4 * th : 4, s : s + 4 * tw : 4] for s in range(5)] for r in range(5)]
+    down = bt5(*(np.stack(d[r]) for r in range(5)))  # [i][s]
+    want = np.stack([np.stack(bt5(*down[i])) for i in range(5)]).reshape(25, c, th * tw)
+    got = np.empty((25, c, th * tw), _F)
+    kernels.winograd_s2_input(x, pad, 0, th, tw, 0, c, got)
+    np.testing.assert_array_equal(got, want)
+
+    m = rand((25, f, th * tw), seed=h)
+    half = [at5(*(m[5 * i + j] for i in range(5))) for j in range(5)]  # [j][a]
+    y = np.stack([np.stack(at5(*(half[j][a] for j in range(5)))) for a in range(2)])
+    want = y.reshape(2, 2, f, th, tw).transpose(2, 3, 0, 4, 1).reshape(f, 2 * th, 2 * tw)
+    got = np.empty((f, out_h, out_w), _F)
+    kernels.winograd_s2_output(m, 0, th, tw, 0, f, got)
+    np.testing.assert_array_equal(got, want[:, :out_h, :out_w])
+
+
 @pytest.mark.parametrize("m", [2, 4, "s2"])
 @pytest.mark.parametrize("k", [37, 600])  # 600: across kernels._WBLOCK blocks
 def test_winograd_weight_transform_matches_matrix_twin(m, k):
