@@ -998,6 +998,66 @@ def _split4_lanes(typingctx, n, src, at, dst, outs):
 _split4 = _split4_lanes if _JIT else _split4_python
 
 
+def _join4_python(n, src, ins, dst, at):
+    for t in range(n):
+        for p in range(4):
+            dst[at + 4 * t + p] = src[ins[p] + t]
+
+
+@intrinsic
+def _join4_lanes(typingctx, n, src, ins, dst, at):
+    """_join4 in vector code: 8 values of each of 4 runs to 32 in a row with 8 shuffles."""
+    sig = types.void(n, src, ins, dst, at)
+
+    def codegen(context, builder, signature, args):
+        n, src, ins, dst, at = args
+        _, src_type, _, dst_type, _ = signature.args
+        data = context.make_array(src_type)(context, builder, src).data
+        reads = [builder.gep(data, [builder.extract_value(ins, p)]) for p in range(4)]
+        base = builder.gep(context.make_array(dst_type)(context, builder, dst).data, [at])
+        vptr, i32 = _V8_IR.as_pointer(), ir.IntType(32)
+
+        def mask(values):
+            return ir.Constant(ir.VectorType(i32, 8), values)
+
+        def block(t):  # runs' values t .. t + 7 -> dst's 4t .. 4t + 31
+            c = [builder.load(builder.bitcast(builder.gep(p, [t]), vptr), align=4) for p in reads]
+            low, high = mask([0, 8, 1, 9, 2, 10, 3, 11]), mask([4, 12, 5, 13, 6, 14, 7, 15])
+            pairs = [(builder.shuffle_vector(c[0], c[1], half), builder.shuffle_vector(c[2], c[3], half))
+                     for half in (low, high)]  # fmt: skip
+            first = builder.gep(base, [builder.mul(t, ir.Constant(t.type, 4))])
+            for k, (ab, cd) in enumerate(pairs):
+                for h, pick in enumerate((mask([0, 1, 8, 9, 2, 3, 10, 11]),
+                                          mask([4, 5, 12, 13, 6, 7, 14, 15]))):  # fmt: skip
+                    to = builder.gep(first, [ir.Constant(t.type, 16 * k + 8 * h)])
+                    builder.store(builder.shuffle_vector(ab, cd, pick), builder.bitcast(to, vptr),
+                                  align=4)  # fmt: skip
+
+        eight = ir.Constant(n.type, 8)
+        with builder.if_else(builder.icmp_signed(">=", n, eight), likely=True) as (wide, short):
+            with wide:
+                blocks = builder.sdiv(n, eight)
+                with cgutils.for_range(builder, blocks) as loop:
+                    block(builder.mul(loop.index, eight))
+                with builder.if_then(builder.icmp_signed(">", n, builder.mul(blocks, eight))):
+                    block(builder.sub(n, eight))  # the last n % 8 again, as in _lanewise
+            with short:
+                with cgutils.for_range(builder, n) as loop:
+                    t = loop.index
+                    for p in range(4):
+                        i = builder.add(builder.mul(t, ir.Constant(t.type, 4)),
+                                        ir.Constant(t.type, p))  # fmt: skip
+                        builder.store(builder.load(builder.gep(reads[p], [t])),
+                                      builder.gep(base, [i]))  # fmt: skip
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+# dst[at + 4t + p] = src[ins[p] + t] for t < n and p < 4: _split4 backwards.
+_join4 = _join4_lanes if _JIT else _join4_python
+
+
 # Winograd F(4x4, 3x3): 6x6 input tiles, 36 products per 4x4 output tile (im2col: 144), for
 # larger maps. Interpolation points 0, +-1, +-2 and infinity (Lavin & Gray 2016, section 4.2).
 @njit(cache=True, inline="always")
@@ -1095,6 +1155,7 @@ def winograd4_output(m, ty0, ty1, tw, f0, f1, out):
     half = np.empty((24, t_all), np.float32)  # A^T applied down the tiles' columns
     rows = np.empty((4, 4, tw), np.float32)  # [a, b, t]: output row a, column 4t + b
     flat_m, flat_half, flat_rows = m.reshape(-1), half.reshape(-1), rows.reshape(-1)
+    flat_out = out.reshape(-1)
     fm, tm = m.shape[1], m.shape[2]
     step = fm * tm  # floats from one element to the next
     whole = out_w // 4  # tiles whose four columns are inside
@@ -1109,16 +1170,14 @@ def winograd4_output(m, ty0, ty1, tw, f0, f1, out):
         for ty in range(ty0, ty1):
             k0 = (ty - ty0) * tw
             for a in range(min(4, out_h - 4 * ty)):  # output row a of every tile
-                c0, c1, c2, c3 = rows[a, 0], rows[a, 1], rows[a, 2], rows[a, 3]
                 h = 6 * a * t_all + k0
                 _at6_rows(tw, flat_half, (h, h + t_all, h + 2 * t_all, h + 3 * t_all,
                                           h + 4 * t_all, h + 5 * t_all),
                           flat_rows, (4 * a * tw, (4 * a + 1) * tw, (4 * a + 2) * tw,
                                       (4 * a + 3) * tw))  # fmt: skip
                 dst = out[f, 4 * ty + a]
-                for t in range(whole):
-                    j = 4 * t
-                    dst[j], dst[j + 1], dst[j + 2], dst[j + 3] = c0[t], c1[t], c2[t], c3[t]
+                _join4(whole, flat_rows, (4 * a * tw, (4 * a + 1) * tw, (4 * a + 2) * tw,
+                                          (4 * a + 3) * tw), flat_out, (f * out_h + 4 * ty + a) * out_w)  # fmt: skip
                 for j in range(4 * whole, out_w):
                     dst[j] = rows[a, j - 4 * whole, whole]
 
