@@ -941,61 +941,69 @@ def _lanewise(fn):
     return op
 
 
-def _split4_python(n, src, at, dst, outs):
-    for t in range(n):
-        for p in range(4):
-            dst[outs[p] + t] = src[at + 4 * t + p]
+def _splitter(k: int):
+    """op(n, src, at, dst, outs): dst[outs[p] + t] = src[at + k t + p] for t < n and p < k, a
+    run of floats split by phase into k runs (contiguous 1-d arrays, no run written overlapping
+    the one read): 8 values of each phase from k vector loads and shuffles."""
+    if not _JIT:
+
+        def op(n, src, at, dst, outs):
+            for t in range(n):
+                for p in range(k):
+                    dst[outs[p] + t] = src[at + k * t + p]
+
+        return op
+
+    @intrinsic
+    def op(typingctx, n, src, at, dst, outs):
+        sig = types.void(n, src, at, dst, outs)
+
+        def codegen(context, builder, signature, args):
+            n, src, at, dst, outs = args
+            _, src_type, _, dst_type, _ = signature.args
+            base = builder.gep(context.make_array(src_type)(context, builder, src).data, [at])
+            out = context.make_array(dst_type)(context, builder, dst).data
+            writes = [builder.gep(out, [builder.extract_value(outs, p)]) for p in range(k)]
+            vptr, i32 = _V8_IR.as_pointer(), ir.IntType(32)
+
+            def block(t):  # values k t .. k t + 8 k - 1, joined into one vector, then picked
+                first = builder.gep(base, [builder.mul(t, ir.Constant(t.type, k))])
+                v = [builder.load(builder.bitcast(builder.gep(first, [ir.Constant(t.type, 8 * j)]),
+                                                  vptr), align=4) for j in range(k)]  # fmt: skip
+                while len(v) > 1:
+                    size = 2 * v[0].type.count
+                    v = [builder.shuffle_vector(v[j], v[j + 1], ir.Constant(
+                        ir.VectorType(i32, size), list(range(size)))) for j in range(0, len(v), 2)]
+                for p in range(k):
+                    pick = ir.Constant(ir.VectorType(i32, 8), [p + k * lane for lane in range(8)])
+                    phase = builder.shuffle_vector(v[0], v[0], pick)
+                    builder.store(phase, builder.bitcast(builder.gep(writes[p], [t]), vptr),
+                                  align=4)  # fmt: skip
+
+            eight = ir.Constant(n.type, 8)
+            with builder.if_else(builder.icmp_signed(">=", n, eight), likely=True) as (wide, short):
+                with wide:
+                    blocks = builder.sdiv(n, eight)
+                    with cgutils.for_range(builder, blocks) as loop:
+                        block(builder.mul(loop.index, eight))
+                    with builder.if_then(builder.icmp_signed(">", n, builder.mul(blocks, eight))):
+                        block(builder.sub(n, eight))  # the last n % 8 again, as in _lanewise
+                with short:
+                    with cgutils.for_range(builder, n) as loop:
+                        t = loop.index
+                        for p in range(k):
+                            i = builder.add(builder.mul(t, ir.Constant(t.type, k)),
+                                            ir.Constant(t.type, p))  # fmt: skip
+                            builder.store(builder.load(builder.gep(base, [i])),
+                                          builder.gep(writes[p], [t]))  # fmt: skip
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return op
 
 
-@intrinsic
-def _split4_lanes(typingctx, n, src, at, dst, outs):
-    """_split4 in vector code: 8 values of each phase from 4 loads and 12 shuffles."""
-    sig = types.void(n, src, at, dst, outs)
-
-    def codegen(context, builder, signature, args):
-        n, src, at, dst, outs = args
-        _, src_type, _, dst_type, _ = signature.args
-        base = builder.gep(context.make_array(src_type)(context, builder, src).data, [at])
-        out = context.make_array(dst_type)(context, builder, dst).data
-        writes = [builder.gep(out, [builder.extract_value(outs, p)]) for p in range(4)]
-        vptr, i32 = _V8_IR.as_pointer(), ir.IntType(32)
-
-        def block(t):  # values 4t .. 4t + 31
-            first = builder.gep(base, [builder.mul(t, ir.Constant(t.type, 4))])
-            v = [builder.load(builder.bitcast(builder.gep(first, [ir.Constant(t.type, 8 * k)]),
-                                              vptr), align=4) for k in range(4)]  # fmt: skip
-            for p in range(4):
-                pick = ir.Constant(ir.VectorType(i32, 4), [p, p + 4, p + 8, p + 12])
-                lo = builder.shuffle_vector(v[0], v[1], pick)
-                hi = builder.shuffle_vector(v[2], v[3], pick)
-                both = builder.shuffle_vector(lo, hi, ir.Constant(ir.VectorType(i32, 8),
-                                                                  list(range(8))))  # fmt: skip
-                builder.store(both, builder.bitcast(builder.gep(writes[p], [t]), vptr), align=4)
-
-        eight = ir.Constant(n.type, 8)
-        with builder.if_else(builder.icmp_signed(">=", n, eight), likely=True) as (wide, short):
-            with wide:
-                blocks = builder.sdiv(n, eight)
-                with cgutils.for_range(builder, blocks) as loop:
-                    block(builder.mul(loop.index, eight))
-                with builder.if_then(builder.icmp_signed(">", n, builder.mul(blocks, eight))):
-                    block(builder.sub(n, eight))  # the last n % 8 again, as in _lanewise
-            with short:
-                with cgutils.for_range(builder, n) as loop:
-                    t = loop.index
-                    for p in range(4):
-                        i = builder.add(builder.mul(t, ir.Constant(t.type, 4)),
-                                        ir.Constant(t.type, p))  # fmt: skip
-                        builder.store(builder.load(builder.gep(base, [i])),
-                                      builder.gep(writes[p], [t]))  # fmt: skip
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-# dst[outs[p] + t] = src[at + 4t + p] for t < n and p < 4: a run of floats split by phase into
-# four runs (contiguous 1-d arrays, no run written overlapping the one read).
-_split4 = _split4_lanes if _JIT else _split4_python
+_split4, _split8 = _splitter(4), _splitter(8)
 
 
 def _join4_python(n, src, ins, dst, at):
@@ -1084,29 +1092,34 @@ _at6_rows = _lanewise(getattr(_at6, "py_func", _at6))
 
 @njit(cache=True, error_model="numpy")
 def _phase_plane(x, ch, pad, y0, plane):
-    """plane[r, p, t] = x[ch, y0 + r, 4t + p - pad], zero outside the image: input rows split
-    by column phase, so that tile transforms whose columns are 4 apart read whole vectors."""
+    """plane[r, p, t] = x[ch, y0 + r, k t + p - pad] for k = plane.shape[1] (4 or 8), zero
+    outside the image: input rows split by column phase, so that tile transforms whose columns
+    are k apart read whole vectors."""
     _, h, w = x.shape
-    n = plane.shape[2]
+    k, n = plane.shape[1], plane.shape[2]
     flat = plane.reshape(plane.shape[0], -1)
     all_x, all_plane = x.reshape(-1), plane.reshape(-1)
-    t_lo = min(n, (pad + 3) // 4)  # the first t whose columns 4t-pad..4t-pad+3 are all >= 0
-    t_hi = max(t_lo, min(n, (w + pad) // 4))  # past the last t whose 4t-pad+3 is < w
+    t_lo = min(n, (pad + k - 1) // k)  # the first t whose columns kt-pad..kt-pad+k-1 are >= 0
+    t_hi = max(t_lo, min(n, (w + pad) // k))  # past the last t whose kt-pad+k-1 is < w
     for r in range(plane.shape[0]):
         iy = y0 + r
         if 0 <= iy < h:
             src, row = x[ch, iy], plane[r]
             for t in range(t_lo):
-                for p in range(4):
-                    j = 4 * t + p - pad
+                for p in range(k):
+                    j = k * t + p - pad
                     row[p, t] = src[j] if 0 <= j < w else 0.0
-            # inside the image: whole vectors split by phase (kernels._split4)
-            o = r * 4 * n + t_lo
-            _split4(t_hi - t_lo, all_x, (ch * h + iy) * w + 4 * t_lo - pad, all_plane,
-                    (o, o + n, o + 2 * n, o + 3 * n))  # fmt: skip
+            # inside the image: whole vectors split by phase (kernels._splitter)
+            o, at = r * k * n + t_lo, (ch * h + iy) * w + k * t_lo - pad
+            if k == 4:
+                _split4(t_hi - t_lo, all_x, at, all_plane, (o, o + n, o + 2 * n, o + 3 * n))
+            else:
+                _split8(t_hi - t_lo, all_x, at, all_plane, (o, o + n, o + 2 * n, o + 3 * n,
+                                                            o + 4 * n, o + 5 * n, o + 6 * n,
+                                                            o + 7 * n))  # fmt: skip
             for t in range(t_hi, n):
-                for p in range(4):
-                    j = 4 * t + p - pad
+                for p in range(k):
+                    j = k * t + p - pad
                     row[p, t] = src[j] if 0 <= j < w else 0.0
         else:
             flat[r, :] = 0.0
@@ -1272,6 +1285,107 @@ def winograd_s2_output(m, ty0, ty1, tw, f0, f1, out):
                     dst[2 * t], dst[2 * t + 1] = y0[t], y1[t]
                 if whole < tw:  # the last tile's first column only
                     dst[2 * whole] = y0[whole]
+
+
+# Winograd F(4x4, 2x2) at stride 2: a 3x3 stride-2 convolution is a 2x2 stride-1 one over the
+# input's four phases (even and odd rows times even and odd columns), 4c channels deep: kernel
+# tap ky meets phase row u = (ky - pad) // 2 + i (of 2 taps) of row phase (ky - pad) % 2; the
+# taps that fall outside are zero. F(4x4, 2x2) (points 0, +-1, 2 and infinity) makes 25
+# products per 4x4 outputs of every phase channel: 6.25 per output and input channel, as the
+# two-phase F(2x2) above, but its GEMMs are 4c deep instead of c and its transformed outputs a
+# quarter as many (a 2x2 tile's 25 for 4 outputs), which is what the shallow layers (c = 32,
+# 64) spend their time moving.
+def _bt5f(s0, s1, s2, s3, s4):
+    """B^T s for F(4, 2): the rows 2 -1 -2 1 0 / 0 -2 -1 1 0 / 0 2 -3 1 0 / 0 -1 0 1 0 /
+    0 2 -1 -2 1."""
+    two = _F(2.0)
+    a, d32, d12 = s3 - s1, s3 - s2, s1 - s2
+    return two * (s0 - s2) + a, d32 - two * s1, d32 + two * d12, a, (s4 - s2) - two * a
+
+
+def _at5f(m0, m1, m2, m3, m4):
+    """A^T m for F(4, 2): the rows 1 1 1 1 0 / 0 1 -1 2 0 / 0 1 1 4 0 / 0 1 -1 8 1."""
+    s, d = m1 + m2, m1 - m2
+    return m0 + s + m3, d + _F(2.0) * m3, s + _F(4.0) * m3, d + _F(8.0) * m3 + m4
+
+
+_bt5f_rows = _lanewise(_bt5f)
+_at5f_rows = _lanewise(_at5f)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def winograd_s2f4_input(x, pad, ty0, ty1, tw, ch0, ch1, out):
+    """Tile rows ty0..ty1 of channels ch0..ch1 of x (c, h, w) -> out (25, 4c, (ty1-ty0)*tw):
+    B^T d B of each 5x5 tile d of each of the channel's phases (row phase py, column phase px),
+    element 5i+j in out[5i+j], phase channel 4 ch + 2 py + px.
+
+    Tile (ty, tx) of phase (py, px) reads input rows 8ty + 2a0 + py + 2i and columns
+    8tx + 2a0 + px + 2j (i, j = 0..4; a0 = (-pad) // 2), zero outside the image (rows split
+    by _phase_plane into 8 column phases)."""
+    a0 = (-pad) // 2
+    rows = 8 * (ty1 - ty0) + 2
+    line, part = 8 * (tw + 1), tw + 1  # floats in a plane row, in one phase of it
+    # the plane's rows, then B^T down the columns of a tile row's five rows of each row phase
+    buf = np.empty((rows + 10, 8, tw + 1), np.float32)
+    flat, dst = buf.reshape(-1), out.reshape(-1)
+    down = rows * line
+    depth, t_all = out.shape[1], out.shape[2]
+    e = depth * t_all  # floats from one element to the next
+    for ch in range(ch0, ch1):
+        _phase_plane(x, ch, -2 * a0, 8 * ty0 + 2 * a0, buf[:rows])
+        for ty in range(ty0, ty1):
+            k0 = (ty - ty0) * tw
+            for py in range(2):
+                q = (8 * (ty - ty0) + py) * line  # plane rows q, q + 2 lines, ...
+                d = down + 5 * py * line
+                _bt5f_rows(line, flat, (q, q + 2 * line, q + 4 * line, q + 6 * line,
+                                        q + 8 * line),
+                           flat, (d, d + line, d + 2 * line, d + 3 * line, d + 4 * line))  # fmt: skip
+                for i in range(5):
+                    p = d + i * line
+                    for px in range(2):  # columns 2j + px: phases px, px + 2, .. of tile t, px of t + 1
+                        o = (5 * i * depth + 4 * ch + 2 * py + px) * t_all + k0
+                        _bt5f_rows(tw, flat, (p + px * part, p + (px + 2) * part,
+                                              p + (px + 4) * part, p + (px + 6) * part,
+                                              p + px * part + 1),
+                                   dst, (o, o + e, o + 2 * e, o + 3 * e, o + 4 * e))  # fmt: skip
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def winograd_s2f4_output(m, ty0, ty1, tw, f0, f1, out):
+    """Tiles of filters f0..f1 (m's filter axis starts at f0): m (25, f1-f0, (ty1-ty0)*tw) ->
+    rows 4*ty0..4*ty1 of out (n, out_h, out_w) as A^T m A; outputs past the map's edge are
+    dropped. As winograd4_output, with 5x5 tiles."""
+    _, out_h, out_w = out.shape
+    t_all = (ty1 - ty0) * tw
+    half = np.empty((20, t_all), np.float32)  # A^T applied down the tiles' columns
+    rows = np.empty((4, 4, tw), np.float32)  # [a, b, t]: output row a, column 4t + b
+    flat_m, flat_half, flat_rows = m.reshape(-1), half.reshape(-1), rows.reshape(-1)
+    flat_out = out.reshape(-1)
+    fm, tm = m.shape[1], m.shape[2]
+    step = fm * tm  # floats from one element to the next
+    whole = out_w // 4  # tiles whose four columns are inside
+    for f in range(f0, f1):
+        q = f - f0
+        for j in range(5):  # column j of every tile: elements 5i+j, i = 0..4
+            e = (j * fm + q) * tm
+            _at5f_rows(t_all, flat_m, (e, e + 5 * step, e + 10 * step, e + 15 * step,
+                                       e + 20 * step),
+                       flat_half, (j * t_all, (5 + j) * t_all, (10 + j) * t_all,
+                                   (15 + j) * t_all))  # fmt: skip
+        for ty in range(ty0, ty1):
+            k0 = (ty - ty0) * tw
+            for a in range(min(4, out_h - 4 * ty)):  # output row a of every tile
+                h = 5 * a * t_all + k0
+                _at5f_rows(tw, flat_half, (h, h + t_all, h + 2 * t_all, h + 3 * t_all,
+                                           h + 4 * t_all),
+                           flat_rows, (4 * a * tw, (4 * a + 1) * tw, (4 * a + 2) * tw,
+                                       (4 * a + 3) * tw))  # fmt: skip
+                dst = out[f, 4 * ty + a]
+                _join4(whole, flat_rows, (4 * a * tw, (4 * a + 1) * tw, (4 * a + 2) * tw,
+                                          (4 * a + 3) * tw), flat_out, (f * out_h + 4 * ty + a) * out_w)  # fmt: skip
+                for j in range(4 * whole, out_w):
+                    dst[j] = rows[a, j - 4 * whole, whole]
 
 
 # --- GEMM with a packed A --------------------------------------------------------------------
@@ -1663,6 +1777,16 @@ def _c_in_s2(xp, c, h, w, pad, ty0, ty1, tw, ch0, ch1, vp, t):
                       carray(_f32p(vp), (25, c, t)))  # fmt: skip
 
 
+def _c_in_s2f4(xp, c, h, w, pad, ty0, ty1, tw, ch0, ch1, vp, t):
+    winograd_s2f4_input(carray(_f32p(xp), (c, h, w)), pad, ty0, ty1, tw, ch0, ch1,
+                        carray(_f32p(vp), (25, 4 * c, t)))  # fmt: skip
+
+
+def _c_out_s2f4(mp, t, ty0, ty1, tw, f0, f1, yp, n, out_h, out_w):
+    winograd_s2f4_output(carray(_f32p(mp), (25, f1 - f0, t)), ty0, ty1, tw, f0, f1,
+                         carray(_f32p(yp), (n, out_h, out_w)))  # fmt: skip
+
+
 def _c_out4(mp, t, ty0, ty1, tw, f0, f1, yp, n, out_h, out_w):
     winograd4_output(carray(_f32p(mp), (36, f1 - f0, t)), ty0, ty1, tw, f0, f1,
                      carray(_f32p(yp), (n, out_h, out_w)))  # fmt: skip
@@ -1694,8 +1818,9 @@ def _c_bias_activate(yp, rows, cols, bp, code, lo, hi, sp):
                   s[_BLOCK:].view(np.int32))  # fmt: skip
 
 
-C_KERNELS = {"in4": _c_in4, "in2": _c_in2, "in_s2": _c_in_s2, "out4": _c_out4,
-             "out2": _c_out2, "out_s2": _c_out_s2, "gemm_tiles": _c_gemm_tiles,
+C_KERNELS = {"in4": _c_in4, "in2": _c_in2, "in_s2": _c_in_s2, "in_s2f4": _c_in_s2f4,
+             "out4": _c_out4, "out2": _c_out2, "out_s2": _c_out_s2, "out_s2f4": _c_out_s2f4,
+             "gemm_tiles": _c_gemm_tiles,
              "bias_activate": _c_bias_activate}  # fmt: skip
 _C_MADE: dict = {}
 _C_LOCK = __import__("threading").Lock()
@@ -1733,8 +1858,8 @@ def _at(a):
 
 
 @njit(cache=True, nogil=True)
-def winograd_job(st, slot, mode, calls, a, tile, x, pad, th, tw, step, up, ws, per_slot, out,
-                 bias, code, act, scratch, steps):  # fmt: skip
+def winograd_job(st, slot, mode, calls, a, depth, tile, x, pad, th, tw, step, up, ws, per_slot,
+                 out, bias, code, act, scratch, steps):  # fmt: skip
     """A Winograd layer's steps (see Convolutional._winograd_jit), claimed from job state st
     until none is left, on pool thread `slot`; calls: the C kernels' addresses (input and
     output transform, gemm_tiles, bias_activate). mode 0: the steps (ty0, ty1, f0, f1) of the
@@ -1742,7 +1867,8 @@ def winograd_job(st, slot, mode, calls, a, tile, x, pad, th, tw, step, up, ws, p
     transform, products, output transform, bias + activation in this thread's part of the
     workspace ws (per_slot floats); mode 1: a small map's whole input transform into the start
     of ws, `step` channels at a time; mode 2: then its products, output transform, bias and
-    activation, `step` filters at a time (a multiple of GEMM_MR). Returns the steps it ran."""
+    activation, `step` filters at a time (a multiple of GEMM_MR). depth: the products' (c, or
+    4c for stride-2 F(4x4, 2x2)'s phase channels). Returns the steps it ran."""
     job_enter(st, slot)
     fin, fout, fgemm, fact = calls
     c, h, w = x.shape
@@ -1762,10 +1888,10 @@ def winograd_job(st, slot, mode, calls, a, tile, x, pad, th, tw, step, up, ws, p
             ty0, ty1, f0, f1 = steps[i, 0], steps[i, 1], steps[i, 2], steps[i, 3]
             t = (ty1 - ty0) * tw
             vp = wsp + 4 * slot * per_slot
-            mp = vp + 4 * a * c * t
+            mp = vp + 4 * a * depth * t
             _ccall(fin, (xp, c, h, w, pad, ty0, ty1, tw, 0, c, vp, t))
-            _ccall(fgemm, (upp, a, blocks, c, f0 // GEMM_MR, -(-f1 // GEMM_MR), vp, t, t, mp, t,
-                           f1 - f0, sp, floats))  # fmt: skip
+            _ccall(fgemm, (upp, a, blocks, depth, f0 // GEMM_MR, -(-f1 // GEMM_MR), vp, t, t, mp,
+                           t, f1 - f0, sp, floats))  # fmt: skip
             _ccall(fout, (mp, t, ty0, ty1, tw, f0, f1, yp, n, out_h, out_w))
             lo, hi = tile * ty0 * out_w, min(out_h, tile * ty1) * out_w
             _ccall(fact, (yp + 4 * f0 * out_h * out_w, f1 - f0, out_h * out_w, bp + 4 * f0, code,
@@ -1780,9 +1906,9 @@ def winograd_job(st, slot, mode, calls, a, tile, x, pad, th, tw, step, up, ws, p
             if f0 >= n:
                 return done
             f1 = min(n, f0 + step)
-            mp = wsp + 4 * a * (c + f0) * every
-            _ccall(fgemm, (upp, a, blocks, c, f0 // GEMM_MR, -(-f1 // GEMM_MR), wsp, every, every,
-                           mp, every, f1 - f0, sp, floats))  # fmt: skip
+            mp = wsp + 4 * a * (depth + f0) * every
+            _ccall(fgemm, (upp, a, blocks, depth, f0 // GEMM_MR, -(-f1 // GEMM_MR), wsp, every,
+                           every, mp, every, f1 - f0, sp, floats))  # fmt: skip
             _ccall(fout, (mp, every, 0, th, tw, f0, f1, yp, n, out_h, out_w))
             _ccall(fact, (yp + 4 * f0 * out_h * out_w, f1 - f0, out_h * out_w, bp + 4 * f0, code,
                           0, out_h * out_w, ap))  # fmt: skip

@@ -125,6 +125,27 @@ def _tile_steps(th: int, tw: int, n: int, rows: int, slots: int) -> np.ndarray:
     return np.array(steps, np.int64).reshape(-1, 4)
 
 
+# G of Winograd F(4, 2) for the points 0, 1, -1, 2 and infinity (kernels._bt5f, _at5f)
+_G_F42 = np.array([[0.5, 0.0], [-0.5, -0.5], [-1 / 6, 1 / 6], [1 / 6, 1 / 3], [0.0, 1.0]])
+
+
+def _phase_weights(w: np.ndarray, pad: int) -> np.ndarray:
+    """U = G g' G^T (25, filters, 4c) of stride-2 F(4x4, 2x2) from 3x3 weights w (filters, c,
+    3, 3): tap ky of a filter meets row phase py = (ky - pad) % 2 at phase tap
+    (ky - pad) // 2 - (-pad) // 2 (0 or 1), the same along x; phase channel 4 ch + 2 py + px.
+    Summed in float64 (kernels.winograd_s2f4_input)."""
+    n, c = w.shape[:2]
+    a0 = (-pad) // 2
+    g = np.zeros((n, c, 2, 2, 2, 2))  # [filter, channel, py, px, tap y, tap x]
+    for ky in range(3):
+        ay, py = divmod(ky - pad - 2 * a0, 2)
+        for kx in range(3):
+            ax, px = divmod(kx - pad - 2 * a0, 2)
+            g[:, :, py, px, ay, ax] = w[:, :, ky, kx]
+    u = np.einsum("ia,jb,ocyxab->ijocyx", _G_F42, _G_F42, g)
+    return u.reshape(25, n, 4 * c).astype(np.float32)
+
+
 def in_steps(total: int, run, per_thread: int = 4) -> None:
     """run(lo, hi) over ranges of 0..total (channels, kernels or pixels) on the pool's threads,
     `per_thread` steps per thread: with several, one started late still gets a share. The
@@ -469,10 +490,17 @@ class Convolutional(Layer):
         """(input tile side, input and output transforms) of F(tile x tile, 3x3) at this
         layer's stride."""
         if self.stride_x == 2:
+            if tile == 4:
+                return 5, kernels.winograd_s2f4_input, kernels.winograd_s2f4_output
             return 5, kernels.winograd_s2_input, kernels.winograd_s2_output
         if tile == 4:
             return 6, kernels.winograd4_input, kernels.winograd4_output
         return 4, kernels.winograd_input, kernels.winograd_output
+
+    def _winograd_depth(self, tile: int) -> int:
+        """How deep the Winograd GEMMs are: the channels, or at stride 2 with 4x4 tiles the
+        input's four phases of each."""
+        return 4 * self.c if self.stride_x == 2 and tile == 4 else self.c
 
     def winograd_tile(self, out: Shape) -> int:
         """Output tile m of Winograd F(m x m, 3x3) at this layer's stride for this output size,
@@ -493,7 +521,13 @@ class Convolutional(Layer):
         are c deep instead of 9c, and U is 25/9 of the weights. It pays from 128 channels on
         outputs of >= 16 2x2 tiles (7x7: 512 channels 3.4 against 4.4 ms), from 64 on >= 25,
         from 32 on >= 64 and from 16 on >= 2500 (yolov4-tiny at 416: 3.45 vs 3.56 ms); on 9
-        tiles (6x6) im2col wins.
+        tiles (6x6) im2col wins. F(4x4, 2x2) over the input's four phases makes as many
+        products in GEMMs 4c deep, with a quarter of the transformed outputs, but U is 100/9 of
+        the weights: from 16 to 64 channels on outputs of >= 61 a side (2 threads, same process,
+        alternating: yolov4-csp at 512, 32 -> 64 channels to 256x256, 20.1 -> 17.6 ms, 64 -> 128
+        to 128x128 16.0 -> 15.2; yolov4-tiny, 32 -> 64 to 104x104, 3.03 -> 2.90). One core, a
+        52x52 output (13 tiles a side: narrow GEMMs) ran 17% slower, 256 channels (U 52 MB
+        for 512 filters) 25% slower.
 
         On a 1x1 output map (a small input's deepest level) im2col: one F(2x2) tile reads 16/9
         of the weights for one output (2 threads, 512 channels: 0.56 against 0.99 ms; 1024:
@@ -509,6 +543,8 @@ class Convolutional(Layer):
         c = self.c
         if self.stride_x == 2:
             tiles = -(-out[1] // 2) * -(-out[2] // 2)
+            if gemm.PACKED and 16 <= c <= 64 and min(out[1], out[2]) >= 61:
+                return 4  # 4x4 tiles over the input's phases: >= 16 of them a side
             if gemm.PACKED:
                 fits = ((c >= 128 and tiles >= 16) or (c >= 64 and tiles >= 25)
                         or (c >= 32 and tiles >= 64) or (c >= 16 and tiles >= 2500))  # fmt: skip
@@ -540,6 +576,16 @@ class Convolutional(Layer):
         if made is None:
             made = self._winograd_u = {}
         if tile not in made:
+            if self.stride_x == 2 and tile == 4:
+                u = gemm.empty_weights(25, self.filters, 4 * self.c)
+                w = self.weights.reshape(self.filters, self.c, 3, 3)
+                for f0 in range(0, self.filters, gemm.MR):
+                    part = _phase_weights(w[f0 : f0 + gemm.MR], self.padding)
+                    gemm.store_filters(u, f0, part)
+                made[tile] = u
+                if self._weights_at is not None:
+                    self._weights = None
+                return u
             g = self.weights.reshape(-1, 9)
             side = self._winograd_kernels(tile)[0]
             a, n, c, mr = side * side, self.filters, self.c, gemm.MR
@@ -700,14 +746,14 @@ class Convolutional(Layer):
         input transform comes first, split by channels, then the filters are split (two pool
         jobs instead of one)."""
         th, tw = -(-out[1] // tile), -(-out[2] // tile)
-        side = self._winograd_kernels(tile)[0]
-        per_row = side * side * (self.c + out[0]) * tw  # transformed input, GEMM output
+        side, depth = self._winograd_kernels(tile)[0], self._winograd_depth(tile)
+        per_row = side * side * (depth + out[0]) * tw  # transformed input, GEMM output
         rows = _tile_rows_per_step(th, tw, per_row, slots)
         if -(-th // rows) < slots and out[0] >= 32 * slots:
             return None, per_row * th
         steps = _tile_steps(th, tw, out[0], rows, slots)
         rows, filters = steps[:, 1] - steps[:, 0], steps[:, 3] - steps[:, 2]
-        return steps, int((side * side * (self.c + filters) * rows * tw).max())
+        return steps, int((side * side * (depth + filters) * rows * tw).max())
 
     def pool_jobs(self, out: Shape) -> int:
         """How many jobs one image's forward hands the pool (network._runs_alone weighs them)."""
@@ -720,7 +766,8 @@ class Convolutional(Layer):
         """Winograd F(tile x tile, 3x3), tile rows (or, on small maps, filters) in steps over the
         pool: input transform, (tile+2)^2 GEMMs U[i] @ V[i], output transform, bias +
         activation (kernels.winograd*_input/output)."""
-        c, n = x.shape[1], out.shape[1]
+        c, n = self._winograd_depth(tile), out.shape[1]  # c: the GEMMs' depth
+        channels = x.shape[1]
         out_h, out_w = out.shape[2:]
         th, tw = -(-out_h // tile), -(-out_w // tile)
         side, transform_input, transform_output = self._winograd_kernels(tile)
@@ -739,7 +786,7 @@ class Convolutional(Layer):
                 base = slot * per_slot
                 v = ws[base : base + a * c * t].reshape(a, c, t)
                 m = ws[base + a * c * t : base + a * (c + f1 - f0) * t].reshape(a, f1 - f0, t)
-                transform_input(x[b], pad, ty0, ty1, tw, 0, c, v)
+                transform_input(x[b], pad, ty0, ty1, tw, 0, channels, v)
                 gemm.gemm_tiles(gemm.filters(u, f0, f1), v, m, gemm_scratch(c))
                 transform_output(m, ty0, ty1, tw, f0, f1, out[b])
                 kernels.bias_activate(y[f0:f1], self.biases[f0:f1], act, tile * ty0 * out_w,
@@ -751,7 +798,7 @@ class Convolutional(Layer):
             # small maps: the whole map's input transform split by channels, then the filters
             t = th * tw
             v = ws[: a * c * t].reshape(a, c, t)
-            in_steps(c, lambda c0, c1: transform_input(x[b], pad, 0, th, tw, c0, c1, v), 1)
+            in_steps(channels, lambda c0, c1: transform_input(x[b], pad, 0, th, tw, c0, c1, v), 1)
             fstep = -(-n // pool.size // gemm.MR) * gemm.MR  # one part per thread, whole blocks
 
             def by_filters(i, slot):
@@ -769,19 +816,19 @@ class Convolutional(Layer):
     def _winograd_jit(self, x, out, ws, tile, steps, per_slot):
         """_forward_winograd's steps as pool jobs that run whole in the JIT (kernels.py, "pool
         jobs"): the same kernels on the same steps, so the same numbers."""
-        c, n = x.shape[1], out.shape[1]
+        c, n, depth = x.shape[1], out.shape[1], self._winograd_depth(tile)
         th, tw = -(-out.shape[2] // tile), -(-out.shape[3] // tile)
         a = self._winograd_kernels(tile)[0] ** 2
-        kind = "_s2" if self.stride_x == 2 else str(tile)
+        kind = ("_s2" if tile == 2 else "_s2f4") if self.stride_x == 2 else str(tile)
         calls = tuple(kernels.c_address(name) for name in
                       ("in" + kind, "out" + kind, "gemm_tiles", "bias_activate"))  # fmt: skip
         u, pad, code = self.winograd_weights(tile), self.padding, self.activation
         pool = threads.pool()
-        act, scratch = _job_scratch(pool.size, c)
+        act, scratch = _job_scratch(pool.size, depth)
         job = kernels.winograd_job
         table = _NO_STEPS if steps is None else steps
         for b in range(x.shape[0]):
-            common = (a, tile, x[b], pad, th, tw)
+            common = (a, depth, tile, x[b], pad, th, tw)
             tail = (u, ws, per_slot, out[b], self.biases, code, act, scratch, table)
             if steps is not None:
                 pool.run_jit(job, len(steps), 0, calls, *common, 0, *tail)

@@ -388,6 +388,40 @@ def test_stride_2_transforms_are_bit_exact_in_the_scalar_order(h, w, pad):
     np.testing.assert_array_equal(got, want[:, :out_h, :out_w])
 
 
+@pytest.mark.parametrize("h,w,pad", [(9, 1, 1), (10, 13, 0), (30, 61, 1), (33, 64, 0), (40, 105, 1),
+                                     (12, 66, 2), (70, 140, 3)])  # fmt: skip
+def test_stride_2_f4_transforms_are_bit_exact_in_the_scalar_order(h, w, pad):
+    """F(4x4, 2x2) over the input's four phases: bit for bit kernels._bt5f and _at5f applied
+    with numpy's float32 to each phase's 5x5 tiles (rows of 1-18 tiles), phase channel
+    4 ch + 2 py + px."""
+    c, f = 3, 2
+    out_h, out_w = (h + 2 * pad - 3) // 2 + 1, (w + 2 * pad - 3) // 2 + 1
+    th, tw = -(-out_h // 4), -(-out_w // 4)
+    a0 = (-pad) // 2
+    x = rand((c, h, w), seed=w)
+    xp = np.zeros((c, 8 * th + 10 + h, 8 * tw + 10 + w), _F)  # input row/column -2 a0 at 0
+    xp[:, -2 * a0 : -2 * a0 + h, -2 * a0 : -2 * a0 + w] = x
+    want = np.empty((25, c, 2, 2, th * tw), _F)
+    for py in range(2):
+        for px in range(2):
+            d = [[xp[:, py + 2 * r : py + 2 * r + 8 * th : 8, px + 2 * s : px + 2 * s + 8 * tw : 8]
+                  for s in range(5)] for r in range(5)]  # fmt: skip
+            down = kernels._bt5f(*(np.stack(d[r]) for r in range(5)))  # [i][s]
+            want[:, :, py, px] = np.stack([np.stack(kernels._bt5f(*down[i]))
+                                           for i in range(5)]).reshape(25, c, th * tw)  # fmt: skip
+    got = np.empty((25, 4 * c, th * tw), _F)
+    kernels.winograd_s2f4_input(x, pad, 0, th, tw, 0, c, got)
+    np.testing.assert_array_equal(got, want.reshape(25, 4 * c, th * tw))
+
+    m = rand((25, f, th * tw), seed=h)
+    half = [kernels._at5f(*(m[5 * i + j] for i in range(5))) for j in range(5)]  # [j][a]
+    y = np.stack([np.stack(kernels._at5f(*(half[j][a] for j in range(5)))) for a in range(4)])
+    want = y.reshape(4, 4, f, th, tw).transpose(2, 3, 0, 4, 1).reshape(f, 4 * th, 4 * tw)
+    got = np.empty((f, out_h, out_w), _F)
+    kernels.winograd_s2f4_output(m, 0, th, tw, 0, f, got)
+    np.testing.assert_array_equal(got, want[:, :out_h, :out_w])
+
+
 @pytest.mark.parametrize("m", [2, 4, "s2"])
 @pytest.mark.parametrize("k", [37, 600])  # 600: across kernels._WBLOCK blocks
 def test_winograd_weight_transform_matches_matrix_twin(m, k):
@@ -418,15 +452,15 @@ def test_winograd_output_transform_matches_matrix_twin(m, out_h, out_w, ty0, ty1
     assert np.isnan(got[untouched]).all()  # nothing written outside its filters and rows
 
 
-@pytest.mark.parametrize("tile,stride", [(0, 1), (2, 1), (4, 1), (0, 2), (2, 2)])
+@pytest.mark.parametrize("tile,stride", [(0, 1), (2, 1), (4, 1), (0, 2), (2, 2), (4, 2)])
 @pytest.mark.parametrize("threads_n", [1, 2])
 @pytest.mark.parametrize("c,h,w,filters,pad", [(16, 1, 1, 5, 1), (16, 3, 2, 9, 1), (32, 7, 5, 70, 1),
                                                (17, 30, 25, 8, 1), (20, 11, 9, 64, 0),
                                                (33, 45, 38, 130, 1), (8, 12, 17, 3, 1)])  # fmt: skip
 def test_every_3x3_path_matches_the_direct_twin(tmp_path, monkeypatch, tile, stride, threads_n, c,
                                                 h, w, filters, pad):  # fmt: skip
-    """im2col, F(2x2, 3x3) and F(4x4, 3x3) forced on every shape at stride 1, im2col and
-    F(2x2, 3x3) of two phases at stride 2, in row and filter steps."""
+    """im2col, F(2x2, 3x3) and F(4x4, 3x3) forced on every shape at stride 1, im2col,
+    F(2x2, 3x3) of two phases and F(4x4, 2x2) of four at stride 2, in row and filter steps."""
     monkeypatch.setattr(pydarknet.layers.Convolutional, "winograd_tile", lambda self, out: tile)
     before = threads.num_threads()
     threads.set_num_threads(threads_n)
@@ -443,7 +477,7 @@ def test_every_3x3_path_matches_the_direct_twin(tmp_path, monkeypatch, tile, str
 
 # the packed kernel needs the JIT (its intrinsics have no Python form): BLAS's way only without
 @pytest.mark.parametrize("packed", [True, False] if gemm._JIT else [False])
-@pytest.mark.parametrize("tile,stride", [(2, 1), (4, 1), (2, 2)])
+@pytest.mark.parametrize("tile,stride", [(2, 1), (4, 1), (2, 2), (4, 2)])
 @pytest.mark.parametrize("c,h,w,filters", [(32, 7, 5, 70), (33, 45, 38, 130)])
 def test_winograd_products_either_way(tmp_path, monkeypatch, packed, tile, stride, c, h, w,
                                       filters):  # fmt: skip
@@ -464,11 +498,13 @@ def test_winograd_products_either_way(tmp_path, monkeypatch, packed, tile, strid
     assert np.abs(got[0] - want).max() <= 2e-5 * max(np.abs(want).max(), 1.0)
 
 
-@pytest.mark.parametrize("padding,h,w", [(2, 37, 29), (3, 33, 33), (0, 40, 41)])
-def test_stride_2_winograd_with_explicit_padding(tmp_path, monkeypatch, padding, h, w):
-    """`padding=` other than size/2: tiles start 4 columns apart at -padding, the output map is
+@pytest.mark.parametrize("tile", [2, 4])
+@pytest.mark.parametrize("padding,h,w", [(2, 37, 29), (3, 33, 33), (0, 40, 41), (1, 20, 23)])
+def test_stride_2_winograd_with_explicit_padding(tmp_path, monkeypatch, tile, padding, h, w):
+    """`padding=` other than size/2: tiles start 4 (or, over 4 phases, 8) columns apart at
+    -padding (the phases at an even column at or before it), the output map is
     (h + 2 padding - 3) / 2 + 1 (convolutional_layer.c), against the direct twin."""
-    monkeypatch.setattr(pydarknet.layers.Convolutional, "winograd_tile", lambda self, out: 2)
+    monkeypatch.setattr(pydarknet.layers.Convolutional, "winograd_tile", lambda self, out: tile)
     cfg = tmp_path / "pad.cfg"
     cfg.write_text(f"[net]\nwidth={w}\nheight={h}\nchannels=16\n\n[convolutional]\n"
                    f"filters=12\nsize=3\nstride=2\npadding={padding}\nactivation=leaky\n")  # fmt: skip
@@ -511,14 +547,20 @@ def test_winograd_tile_choice(monkeypatch):
     conv.c = 8
     assert conv.winograd_tile((1024, 16, 16)) == 0
     conv.c, conv.stride_x, conv.stride_y = 64, 2, 2
-    assert conv.winograd_tile((64, 104, 104)) == 2  # stride 2: F(2x2) from two phases
+    assert conv.winograd_tile((64, 104, 104)) == 4  # stride 2: F(4x4, 2x2) from 4 phases
+    assert conv.winograd_tile((64, 40, 40)) == 2  # F(2x2) from two phases
     assert conv.winograd_tile((64, 9, 9)) == 2  # 25 tiles
     assert conv.winograd_tile((64, 7, 7)) == 0  # 16 tiles: im2col, but from 128 channels
     conv.c = 128
     assert conv.winograd_tile((64, 7, 7)) == 2
     assert conv.winograd_tile((64, 6, 6)) == 0  # 9 tiles: im2col
+    assert conv.winograd_tile((64, 128, 128)) == 2  # F(4x4, 2x2)'s U: 100/9 of the weights
+    conv.c = 64
+    assert conv.winograd_tile((64, 64, 61)) == 4  # 16 4x4 tiles a side
+    assert conv.winograd_tile((64, 64, 60)) == 2  # 15: too narrow
     conv.c = 32
-    assert conv.winograd_tile((64, 104, 104)) == 2  # 2704 tiles: shallow GEMMs, many columns
+    assert conv.winograd_tile((64, 104, 104)) == 4  # shallow GEMMs, many columns
+    assert conv.winograd_tile((64, 52, 52)) == 2  # 2x2 tiles: 676
     assert conv.winograd_tile((64, 16, 16)) == 2  # 64 tiles
     assert conv.winograd_tile((64, 14, 14)) == 0  # 49
     conv.c = 8

@@ -98,7 +98,7 @@ def _three_runs(tmp_path, monkeypatch, c, h, w, filters, size, stride, act):
     return net, runs
 
 
-@pytest.mark.parametrize("tile,stride", [(2, 1), (4, 1), (2, 2)])
+@pytest.mark.parametrize("tile,stride", [(2, 1), (4, 1), (2, 2), (4, 2)])
 @pytest.mark.parametrize("c,h,w,filters,act", [(32, 7, 5, 70, "leaky"), (16, 13, 13, 64, "mish"),
                                                (33, 45, 38, 130, "logistic"),
                                                (8, 104, 96, 12, "linear")])  # fmt: skip
