@@ -755,6 +755,13 @@ class Convolutional(Layer):
         rows, filters = steps[:, 1] - steps[:, 0], steps[:, 3] - steps[:, 2]
         return steps, int((side * side * (depth + filters) * rows * tw).max())
 
+    def jit_jobs(self, out: Shape) -> bool:
+        """Whether this layer's steps at this output size run as compiled pool jobs (the packed
+        GEMM's Winograd and 1x1 layers: _winograd_jit, _direct_jit), not as Python steps."""
+        if not (gemm.PACKED and JIT_JOBS and self.use_winograd):
+            return False
+        return bool(self.winograd_tile(out)) or (self.direct and self.groups == 1)
+
     def pool_jobs(self, out: Shape) -> int:
         """How many jobs one image's forward hands the pool (network._runs_alone weighs them)."""
         tile = self.winograd_tile(out)

@@ -30,6 +30,13 @@ from .weights import Header, WeightsReader, write_weights
 # efficientnet_b0 was 6% slower (its 28x28 1x1s split well); 300-600 us gained nothing
 # consistent elsewhere.
 ALONE_SECONDS = 200e-6
+# A convolution whose steps run as compiled pool jobs (Convolutional.jit_jobs) hands them out
+# with no GIL hand-off, to a worker that is still spinning from the last job: its threshold is
+# lower (2 threads, same process, alternating: yolov7-tiny at 128 10.3 -> 9.2 ms, at 256 18.5 ->
+# 17.7, at 416 and yolov4-csp the same; the 13x13 256 -> 128 1x1 layers of yolov4-tiny and
+# yolov3-tiny 0.21 -> 0.14 ms. At 25 us yolov7-tiny at 128 was 3% slower than at 60; at 60 us
+# for the pools as well they were slower, 0.13 -> 0.22 ms, as their steps are Python's).
+ALONE_JIT_SECONDS = 60e-6
 CONV_FLOPS_PER_SECOND = 80e9
 OTHER_WORK_PER_SECOND = 4e9
 
@@ -374,7 +381,8 @@ class Network:
         if isinstance(layer, Convolutional):  # GEMMs; depthwise ones run far below that rate
             jobs = layer.pool_jobs(out)  # each costs its hand-offs
             flops = n * layer.flops(prev, out)
-            return layer.groups == 1 and flops < jobs * ALONE_SECONDS * CONV_FLOPS_PER_SECOND
+            alone = ALONE_JIT_SECONDS if layer.jit_jobs(out) else ALONE_SECONDS
+            return layer.groups == 1 and flops < jobs * alone * CONV_FLOPS_PER_SECOND
         if type(layer) is MaxPool:  # kernels.maxpool is separable: 2 * size compares per value
             size = layer.window or layer.size  # an SPP pool pooling a smaller one's output
             return 2 * size * values < ALONE_SECONDS * OTHER_WORK_PER_SECOND
