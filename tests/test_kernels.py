@@ -475,6 +475,46 @@ def test_every_3x3_path_matches_the_direct_twin(tmp_path, monkeypatch, tile, str
         assert np.abs(got[b] - want).max() <= 2e-5 * max(np.abs(want).max(), 1.0)
 
 
+# conv3x3_rows' blocks are an intrinsic (no Python form): im2col's way only without the JIT
+@pytest.mark.parametrize("direct", [True, False] if gemm._JIT else [False])
+@pytest.mark.parametrize("threads_n", [1, 2])
+@pytest.mark.parametrize("c,h,w,filters,stride,pad,act", [
+    (3, 30, 50, 16, 1, 1, "leaky"), (3, 41, 57, 13, 2, 1, "mish"), (1, 9, 24, 5, 1, 0, "linear"),
+    (4, 20, 66, 3, 2, 2, "logistic"), (2, 33, 49, 32, 2, 0, "relu"), (3, 12, 23, 4, 1, 1, "leaky"),
+])  # fmt: skip
+def test_few_channel_3x3_without_im2col_matches_direct_twin(tmp_path, monkeypatch, direct,
+                                                          threads_n, c, h, w, filters, stride,
+                                                          pad, act):  # fmt: skip
+    """1-4 channels, 3x3 (a first layer): each output row's taps read in place from a band of
+    padded input rows (split by column phase at stride 2), 4 filters x 24 columns a block, the
+    last block of a row ending at its end (out_w not a multiple of 24), against the direct
+    twin; a map under 24 columns wide (23) goes through im2col. A batch of 2, in row steps."""
+    monkeypatch.setattr(gemm, "PACKED", direct)  # where the layer takes this way
+    before = threads.num_threads()
+    threads.set_num_threads(threads_n)
+    try:
+        cfg = tmp_path / "first.cfg"
+        cfg.write_text(f"[net]\nwidth={w}\nheight={h}\nchannels={c}\n\n[convolutional]\n"
+                       f"batch_normalize=1\nfilters={filters}\nsize=3\nstride={stride}\n"
+                       f"padding={pad}\nactivation={act}\n")  # fmt: skip
+        net = pydarknet.Network(cfg)
+        net.load_weights(net.save_random_weights(tmp_path / "first.weights"))
+        x = rand((2, c, h, w), seed=c * w) - _F(0.5)
+        (got,) = net.forward(x, profile=[])  # profiled: both images split over the threads
+    finally:
+        threads.set_num_threads(before)
+    layer = net.layers[0]
+    out_w = (w + 2 * pad - 3) // stride + 1
+    assert layer.few_channels_direct(got.shape[1:]) == (direct and out_w >= 24)
+    assert (getattr(layer, "_taps", None) is not None) == (direct and out_w >= 24)
+    weights = layer.weights.reshape(filters, c, 3, 3)  # read back from the file
+    for b in range(2):
+        y = reference.conv2d(x[b], weights, layer.biases, stride, pad)
+        want = reference.zoo_activate(y, act)
+        assert got[b].shape == want.shape
+        np.testing.assert_allclose(got[b], want, rtol=0, atol=2e-5 * max(np.abs(want).max(), 1.0))
+
+
 # the packed kernel needs the JIT (its intrinsics have no Python form): BLAS's way only without
 @pytest.mark.parametrize("packed", [True, False] if gemm._JIT else [False])
 @pytest.mark.parametrize("tile,stride", [(2, 1), (4, 1), (2, 2), (4, 2)])

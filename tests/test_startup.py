@@ -104,13 +104,15 @@ def _two_processes(tmp_path, cfg_text: str, child: str,
 # the kernel that applies TINY's 1x1 layer's activation: with the packed GEMM a JIT job (whose
 # C kernels the other layers' steps also call), else bias_activate
 _ACTIVATING = "conv1x1_job" if gemm.PACKED else "bias_activate"
+# TINY's first layer (3 channels): without im2col where the packed GEMM's kernels are in use
+_FIRST = "conv3x3_job" if gemm.PACKED else "im2col_rows"
 
 
 def test_kernels_a_forward_used_are_preloaded_by_the_next_process(tmp_path):
     runs, saved = _two_processes(tmp_path, TINY, _PRELOAD_CHILD)
     (first, sum1), (second, sum2) = (out.split("\n")[:2] for out in runs)
     assert first == "[]"  # nothing saved yet: each kernel loads on its first call
-    assert {"im2col_rows", "maxpool_2x2_even", _ACTIVATING} <= saved  # its 2x2/2 pool at 64x64
+    assert {_FIRST, "maxpool_2x2_even", _ACTIVATING} <= saved  # its 2x2/2 pool at 64x64
     assert second == str(sorted(saved))  # loaded before the forward asked for any
     assert sum1 == sum2
 
@@ -313,7 +315,7 @@ classes=1
 num=3
 """  # a 1x1 convolution and its [yolo]
 
-_EVERY_KERNEL = (  # 52x52: F(4x4) on the 26x26 map, F(2x2) on the 13x13 one
+_EVERY_KERNEL = (  # 52x52: F(4x4) on the 26x26 map, F(2x2) on the 13x13 one; 3 channels: _FIRST
     """[net]
 width=52
 height=52
@@ -400,7 +402,7 @@ def test_preload_without_the_context_refresh_gives_the_same_outputs(tmp_path, ex
         winograd = {"winograd_job"}
     else:
         winograd = {"winograd4_input", "winograd_input"}
-    assert {"im2col_rows", "maxpool_2x2_even", "upsample"} | winograd <= saved_set
+    assert {_FIRST, "maxpool_2x2_even", "upsample"} | winograd <= saved_set
     # a JIT job's C kernels load with the refresh (a one-image detect's kernels, which have
     # none, take the fast path: test_a_warm_one_image_detect_never_imports_numba_np_arrayobj)
     c_kernels = any(name.startswith(threads.C_PREFIX) for name in saved_set)
