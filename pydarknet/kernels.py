@@ -710,101 +710,37 @@ def winograd_output(m, ty0, ty1, tw, f0, f1, out):
 
 
 # The weight transforms U = G g G^T run once per layer, on every (filter, channel) kernel g, in
-# float64. They work on blocks of _WBLOCK kernels with one loop per G row and output (a loop
-# writing several arrays is one LLVM cannot vectorize), the block's kernel entries in rows.
+# float64, on blocks of _WBLOCK kernels: each loop writes one row of the block, over the kernels
+# (one array written per loop: LLVM vectorizes it). One kernel for every G (its matrix an
+# argument): one specialised per G cost ~2 s of a first run's compiling.
 _WBLOCK = 256
 
 
-@njit(cache=True)
-def _g2_rows(r, a0, a1, a2, dst, m):
-    """dst[q] = row r of F(2x2)'s G applied to (a0[q], a1[q], a2[q]), for q < m."""
-    if r == 0:
-        for q in range(m):
-            dst[q] = a0[q]
-    elif r == 1:
-        for q in range(m):
-            dst[q] = (a0[q] + a1[q] + a2[q]) / 2.0
-    elif r == 2:
-        for q in range(m):
-            dst[q] = (a0[q] - a1[q] + a2[q]) / 2.0
-    else:
-        for q in range(m):
-            dst[q] = a2[q]
-
-
-@njit(cache=True)
-def _g4_rows(r, a0, a1, a2, dst, m):
-    """dst[q] = row r of F(4x4)'s G applied to (a0[q], a1[q], a2[q]), for q < m."""
-    if r == 0:
-        for q in range(m):
-            dst[q] = a0[q] / 4.0
-    elif r == 1:
-        for q in range(m):
-            dst[q] = -(a0[q] + a1[q] + a2[q]) / 6.0
-    elif r == 2:
-        for q in range(m):
-            dst[q] = -(a0[q] - a1[q] + a2[q]) / 6.0
-    elif r == 3:
-        for q in range(m):
-            dst[q] = a0[q] / 24.0 + a1[q] / 12.0 + a2[q] / 6.0
-    elif r == 4:
-        for q in range(m):
-            dst[q] = a0[q] / 24.0 - a1[q] / 12.0 + a2[q] / 6.0
-    else:
-        for q in range(m):
-            dst[q] = a2[q]
-
-
-@njit(cache=True)
-def _g5_rows(r, a0, a1, a2, dst, m):
-    """dst[q] = row r of stride-2 F(2x2)'s G applied to (a0[q], a1[q], a2[q]), for q < m."""
-    if r == 0:
-        for q in range(m):
-            dst[q] = a0[q]
-    elif r == 1:
-        for q in range(m):
-            dst[q] = a0[q] + a2[q]
-    elif r == 2:
-        for q in range(m):
-            dst[q] = a2[q]
-    else:
-        for q in range(m):
-            dst[q] = a1[q]
-
-
 @njit(cache=True, nogil=True, error_model="numpy")
-def winograd_weights(g, out, a, k0, k1):
-    """U = G g G^T of 3x3 kernels k0..k1: g (k, 9) -> the same columns of out (a*a, k), summed
-    in float64, for G of a rows: 4 F(2x2, 3x3) (_g2_rows), 6 F(4x4, 3x3) (_g4_rows), 5 F(2x2,
-    3x3) at stride 2 (_g5_rows). One kernel for the three: each compiled kernel carries its own
-    copy of this code, ~1 s of a first run's compiling apiece."""
+def winograd_weights(g, gm, out):
+    """out (side^2, k) float32 = G g G^T of every 3x3 kernel of g (k, 9) float32, G = gm (side,
+    3) float64; element side*i + j at row i, column j of the tile."""
+    side, k = gm.shape[0], g.shape[0]
     gt = np.empty((9, _WBLOCK))  # the block's kernels, entry e of kernel q at gt[e, q]
-    t = np.empty((a, 3, _WBLOCK))  # G g: row i, column j
-    u = np.empty(_WBLOCK)
-    for q0 in range(k0, k1, _WBLOCK):
-        m = min(_WBLOCK, k1 - q0)
+    t = np.empty((side, 3, _WBLOCK))  # G g: row i, column j
+    for q0 in range(0, k, _WBLOCK):
+        m = min(_WBLOCK, k - q0)
         for q in range(m):
             for e in range(9):
                 gt[e, q] = np.float64(g[q0 + q, e])
-        for i in range(a):  # G g: column j of every kernel
+        for i in range(side):
+            a0, a1, a2 = gm[i, 0], gm[i, 1], gm[i, 2]
             for j in range(3):
-                if a == 4:
-                    _g2_rows(i, gt[j], gt[3 + j], gt[6 + j], t[i, j], m)
-                elif a == 5:
-                    _g5_rows(i, gt[j], gt[3 + j], gt[6 + j], t[i, j], m)
-                else:
-                    _g4_rows(i, gt[j], gt[3 + j], gt[6 + j], t[i, j], m)
-        for i in range(a):  # (G g) G^T: row i
-            for r in range(a):
-                if a == 4:
-                    _g2_rows(r, t[i, 0], t[i, 1], t[i, 2], u, m)
-                elif a == 5:
-                    _g5_rows(r, t[i, 0], t[i, 1], t[i, 2], u, m)
-                else:
-                    _g4_rows(r, t[i, 0], t[i, 1], t[i, 2], u, m)
-                dst = out[a * i + r, q0 : q0 + m]
+                dst, r0, r1, r2 = t[i, j], gt[j], gt[3 + j], gt[6 + j]
                 for q in range(m):
-                    dst[q] = u[q]
+                    dst[q] = a0 * r0[q] + a1 * r1[q] + a2 * r2[q]
+        for i in range(side):
+            t0, t1, t2 = t[i, 0], t[i, 1], t[i, 2]
+            for j in range(side):
+                b0, b1, b2 = gm[j, 0], gm[j, 1], gm[j, 2]
+                dst = out[side * i + j, q0 : q0 + m]
+                for q in range(m):
+                    dst[q] = np.float32(b0 * t0[q] + b1 * t1[q] + b2 * t2[q])
 
 
 # --- lane-wise transforms ----------------------------------------------------------------------
@@ -1003,7 +939,7 @@ def _splitter(k: int):
     return op
 
 
-_split4, _split8 = _splitter(4), _splitter(8)
+_split1, _split2, _split4, _split8 = (_splitter(k) for k in (1, 2, 4, 8))
 
 
 def _join4_python(n, src, ins, dst, at):
@@ -1092,7 +1028,7 @@ _at6_rows = _lanewise(getattr(_at6, "py_func", _at6))
 
 @njit(cache=True, error_model="numpy")
 def _phase_plane(x, ch, pad, y0, plane):
-    """plane[r, p, t] = x[ch, y0 + r, k t + p - pad] for k = plane.shape[1] (4 or 8), zero
+    """plane[r, p, t] = x[ch, y0 + r, k t + p - pad] for k = plane.shape[1] (1, 2, 4 or 8), zero
     outside the image: input rows split by column phase, so that tile transforms whose columns
     are k apart read whole vectors."""
     _, h, w = x.shape
@@ -1111,7 +1047,11 @@ def _phase_plane(x, ch, pad, y0, plane):
                     row[p, t] = src[j] if 0 <= j < w else 0.0
             # inside the image: whole vectors split by phase (kernels._splitter)
             o, at = r * k * n + t_lo, (ch * h + iy) * w + k * t_lo - pad
-            if k == 4:
+            if k == 1:
+                _split1(t_hi - t_lo, all_x, at, all_plane, (o,))
+            elif k == 2:
+                _split2(t_hi - t_lo, all_x, at, all_plane, (o, o + n))
+            elif k == 4:
                 _split4(t_hi - t_lo, all_x, at, all_plane, (o, o + n, o + 2 * n, o + 3 * n))
             else:
                 _split8(t_hi - t_lo, all_x, at, all_plane, (o, o + n, o + 2 * n, o + 3 * n,
@@ -1672,40 +1612,23 @@ def conv3x3_plane_shape(c: int, w: int, stride: int, pad: int, rows: int) -> tup
     return (c, stride * (rows - 1) + 3, stride, -(-(w + 2 * pad) // stride) + CONV_COLS + 2)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def conv3x3_rows(x, wp, bias, code, stride, pad, oy0, oy1, out, plane, taps, act, bits):
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def conv3x3_rows(x, wp, bias, code, stride, pad, oy0, oy1, out, plane, taps, fact, ap):
     """Output rows oy0..oy1 of a 3x3 convolution (one group, undilated, stride 1 or 2) of x
     (c, h, w) with the weights packed as wp (ceil(n / 4), 9c, 4), [block, (ch, ky, kx), f],
-    plus bias and activation: out (n, out_h, out_w), out_w >= CONV_COLS. plane
+    plus bias and activation (the C bias_activate at fact, its scratch at ap: compiled once,
+    not again in here): out (n, out_h, out_w), out_w >= CONV_COLS. plane
     (conv3x3_plane_shape(..., oy1 - oy0)) and taps (int64, 9c) are scratch: plane[ch, r, p, i]
     is input row stride * oy0 - pad + r at column stride * i + p - pad, zero outside the
     image; tap (ch, ky, kx) of output row oy reads plane[ch, stride (oy - oy0) + ky,
     kx % stride, kx // stride + ox]. Twin: the direct convolution (tests/reference.py)."""
-    c, h, w = x.shape
+    c = x.shape[0]
     n, out_h, out_w = out.shape
     nr, pw = plane.shape[1], plane.shape[3]
     for ch in range(c):
-        for r in range(nr):
-            iy = stride * oy0 - pad + r
-            for p in range(stride):
-                dst = plane[ch, r, p]
-                for i in range(pw):
-                    dst[i] = _F(0.0)
-                if 0 <= iy < h:
-                    # columns i whose j = stride * i + p - pad lies in 0..w-1
-                    lo = max(0, -(-(pad - p) // stride))
-                    hi = min(pw, max(lo, -(-(w - p + pad) // stride)))
-                    src = x[ch, iy, stride * lo + p - pad :]
-                    part = dst[lo:hi]
-                    if stride == 1:
-                        for i in range(hi - lo):
-                            part[i] = src[i]
-                    else:  # a constant stride vectorizes as shuffles, a variable one not
-                        for i in range(hi - lo):
-                            part[i] = src[2 * i]
-    y = out.reshape(n, out_h * out_w)
+        _phase_plane(x, ch, pad, stride * oy0 - pad, plane[ch])
     base, ldo = plane.ctypes.data, out_h * out_w
-    tp, op = taps.ctypes.data, out.ctypes.data
+    tp, op, bp = taps.ctypes.data, out.ctypes.data, _at(bias)
     for oy in range(oy0, oy1):
         for ch in range(c):
             for ky in range(3):
@@ -1721,7 +1644,7 @@ def conv3x3_rows(x, wp, bias, code, stride, pad, oy0, oy1, out, plane, taps, act
                 _conv_block(tp, 9 * c, wg, at, ldo, rows, j)
             if out_w % CONV_COLS:  # the last columns: a block ending at out_w (done twice)
                 _conv_block(tp, 9 * c, wg, at, ldo, rows, out_w - CONV_COLS)
-        bias_activate(y, bias, code, oy * out_w, (oy + 1) * out_w, act, bits)
+        _ccall(fact, (op, n, ldo, bp, code, oy * out_w, (oy + 1) * out_w, ap))
 
 
 # --- pool jobs run whole in the JIT ----------------------------------------------------------
@@ -2022,20 +1945,20 @@ def winograd_job(st, slot, mode, calls, a, depth, tile, x, pad, th, tw, step, up
         done += 1
 
 
-@njit(cache=True, nogil=True)
-def conv3x3_job(st, slot, x, wp, bias, code, stride, pad, rows, out, planes, taps, act):
+@njit(cache=True, nogil=True, error_model="numpy")
+def conv3x3_job(st, slot, fact, x, wp, bias, code, stride, pad, rows, out, planes, taps, act):
     """conv3x3_rows in steps of `rows` output rows, claimed as in winograd_job; this thread's
-    row of planes, taps and act (ACT_SCRATCH floats: bias_activate's scratch and bits)."""
+    row of planes, taps and act (ACT_SCRATCH floats: the C bias_activate's scratch, at fact)."""
     job_enter(st, slot)
     out_h = out.shape[1]
-    a = act[slot]
+    ap = _at(act) + 4 * slot * act.shape[1]
     done = 0
     while True:
         oy0 = job_claim(st) * rows
         if oy0 >= out_h:
             return done
         conv3x3_rows(x, wp, bias, code, stride, pad, oy0, min(out_h, oy0 + rows), out,
-                     planes[slot], taps[slot], a, a[_BLOCK:].view(np.int32))  # fmt: skip
+                     planes[slot], taps[slot], fact, ap)  # fmt: skip
         done += 1
 
 

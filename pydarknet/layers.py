@@ -125,6 +125,24 @@ def _tile_steps(th: int, tw: int, n: int, rows: int, slots: int) -> np.ndarray:
     return np.array(steps, np.int64).reshape(-1, 4)
 
 
+# G of F(2x2, 3x3), F(4x4, 3x3) and stride-2 F(2x2, 3x3) by input tile side (the B^T and A^T
+# they pair with are kernels.winograd_input/output, winograd4_*, winograd_s2_*)
+_G_3X3 = {
+    4: np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]]),
+    6: np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                 [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]),
+    5: np.array([[1, 0, 0], [1, 0, 1], [0, 0, 1], [0, 1, 0], [0, 1, 0]], np.float64),
+}  # fmt: skip
+
+
+def winograd_weights(g: np.ndarray, side: int) -> np.ndarray:
+    """U = G g G^T (side^2, k) float32 of every 3x3 kernel g (k, 9), summed in float64
+    (kernels.winograd_weights)."""
+    out = np.empty((side * side, g.shape[0]), np.float32)
+    kernels.winograd_weights(np.ascontiguousarray(g, np.float32), _G_3X3[side], out)
+    return out
+
+
 # G of Winograd F(4, 2) for the points 0, 1, -1, 2 and infinity (kernels._bt5f, _at5f)
 _G_F42 = np.array([[0.5, 0.0], [-0.5, -0.5], [-1 / 6, 1 / 6], [1 / 6, 1 / 3], [0.0, 1.0]])
 
@@ -596,12 +614,10 @@ class Convolutional(Layer):
 
             def blocks(b0: int, b1: int) -> None:
                 """U of filters mr*b0.. (mr at a time: no second copy of U in memory)."""
-                part = np.empty((a, mr * c), np.float32)
                 for b in range(b0, b1):
                     f0, f1 = b * mr, min(n, b * mr + mr)
-                    k = (f1 - f0) * c  # kernels of these filters
-                    kernels.winograd_weights(g[f0 * c : f1 * c], part, side, 0, k)
-                    gemm.store_filters(u, f0, part[:, :k].reshape(a, -1, c))
+                    part = winograd_weights(g[f0 * c : f1 * c], side)
+                    gemm.store_filters(u, f0, part.reshape(a, -1, c))
 
             in_steps(-(-n // mr), blocks, 1)  # one step per thread: a cold start's first forward
             made[tile] = u
@@ -657,7 +673,8 @@ class Convolutional(Layer):
         taps = np.empty((pool.size, 9 * c), np.int64)
         act = _job_scratch(pool.size, 0)[0]
         for b in range(x.shape[0]):
-            pool.run_jit(kernels.conv3x3_job, -(-out_h // rows), x[b], wp, self.biases,
+            pool.run_jit(kernels.conv3x3_job, -(-out_h // rows),
+                         kernels.c_address("bias_activate"), x[b], wp, self.biases,
                          self.activation, stride, self.padding, rows, out[b], planes, taps, act)  # fmt: skip
         return out
 
