@@ -793,6 +793,22 @@ class _Lanes:
         return self._made(self.builder.fmul, self._of(other), self.value)
 
 
+def _runs_of_8(builder, n, block, short):
+    """Emit block(i) for i = 0, 8, .. while i + 8 <= n, then once more at n - 8 if 8 does not
+    divide n (lanes done twice give the same values where no run written overlaps one read);
+    for n < 8, short()."""
+    eight = ir.Constant(n.type, 8)
+    with builder.if_else(builder.icmp_signed(">=", n, eight), likely=True) as (wide, narrow):
+        with wide:
+            blocks = builder.sdiv(n, eight)
+            with cgutils.for_range(builder, blocks) as loop:
+                block(builder.mul(loop.index, eight))
+            with builder.if_then(builder.icmp_signed(">", n, builder.mul(blocks, eight))):
+                block(builder.sub(n, eight))
+        with narrow:
+            short()
+
+
 def _lanewise(fn):
     """op(n, src, ins, dst, outs) for a scalar function fn of len(ins) floats returning
     len(outs): dst[outs[r] + t] = fn(src[ins[0] + t], src[ins[1] + t], ...)[r] for t < n, with
@@ -852,24 +868,16 @@ def _lanewise(fn):
                                            [loop.index])  # fmt: skip
                         builder.store(builder.load(lane), builder.gep(p, [loop.index]))
 
-            eight = ir.Constant(n.type, 8)
-            with builder.if_else(builder.icmp_signed(">=", n, eight), likely=True) as (wide, short):
-                with wide:
-                    blocks = builder.sdiv(n, eight)
-                    with cgutils.for_range(builder, blocks) as loop:
-                        block(builder.mul(loop.index, eight))
-                    # the last n % 8: one more block, ending at n (lanes done twice give the
-                    # same values: no run written overlaps one read)
-                    with builder.if_then(builder.icmp_signed(">", n, builder.mul(blocks, eight))):
-                        block(builder.sub(n, eight))
-                with short:  # fewer than 8: a block whose lanes past n are neither read nor written
-                    lane = ir.Constant(ir.VectorType(n.type, 8), list(range(8)))
-                    limit = builder.shuffle_vector(
-                        builder.insert_element(ir.Constant(ir.VectorType(n.type, 8), ir.Undefined),
-                                               n, ir.Constant(i32, 0)),
-                        ir.Constant(ir.VectorType(n.type, 8), ir.Undefined),
-                        ir.Constant(ir.VectorType(i32, 8), [0] * 8))  # fmt: skip
-                    block(ir.Constant(n.type, 0), builder.icmp_signed("<", lane, limit))
+            def short():  # fewer than 8: a block whose lanes past n are neither read nor written
+                lane = ir.Constant(ir.VectorType(n.type, 8), list(range(8)))
+                limit = builder.shuffle_vector(
+                    builder.insert_element(ir.Constant(ir.VectorType(n.type, 8), ir.Undefined),
+                                           n, ir.Constant(i32, 0)),
+                    ir.Constant(ir.VectorType(n.type, 8), ir.Undefined),
+                    ir.Constant(ir.VectorType(i32, 8), [0] * 8))  # fmt: skip
+                block(ir.Constant(n.type, 0), builder.icmp_signed("<", lane, limit))
+
+            _runs_of_8(builder, n, block, short)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -916,22 +924,16 @@ def _splitter(k: int):
                     builder.store(phase, builder.bitcast(builder.gep(writes[p], [t]), vptr),
                                   align=4)  # fmt: skip
 
-            eight = ir.Constant(n.type, 8)
-            with builder.if_else(builder.icmp_signed(">=", n, eight), likely=True) as (wide, short):
-                with wide:
-                    blocks = builder.sdiv(n, eight)
-                    with cgutils.for_range(builder, blocks) as loop:
-                        block(builder.mul(loop.index, eight))
-                    with builder.if_then(builder.icmp_signed(">", n, builder.mul(blocks, eight))):
-                        block(builder.sub(n, eight))  # the last n % 8 again, as in _lanewise
-                with short:
-                    with cgutils.for_range(builder, n) as loop:
-                        t = loop.index
-                        for p in range(k):
-                            i = builder.add(builder.mul(t, ir.Constant(t.type, k)),
-                                            ir.Constant(t.type, p))  # fmt: skip
-                            builder.store(builder.load(builder.gep(base, [i])),
-                                          builder.gep(writes[p], [t]))  # fmt: skip
+            def short():  # value by value
+                with cgutils.for_range(builder, n) as loop:
+                    t = loop.index
+                    for p in range(k):
+                        i = builder.add(builder.mul(t, ir.Constant(t.type, k)),
+                                        ir.Constant(t.type, p))  # fmt: skip
+                        builder.store(builder.load(builder.gep(base, [i])),
+                                      builder.gep(writes[p], [t]))  # fmt: skip
+
+            _runs_of_8(builder, n, block, short)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -977,22 +979,16 @@ def _join4_lanes(typingctx, n, src, ins, dst, at):
                     builder.store(builder.shuffle_vector(ab, cd, pick), builder.bitcast(to, vptr),
                                   align=4)  # fmt: skip
 
-        eight = ir.Constant(n.type, 8)
-        with builder.if_else(builder.icmp_signed(">=", n, eight), likely=True) as (wide, short):
-            with wide:
-                blocks = builder.sdiv(n, eight)
-                with cgutils.for_range(builder, blocks) as loop:
-                    block(builder.mul(loop.index, eight))
-                with builder.if_then(builder.icmp_signed(">", n, builder.mul(blocks, eight))):
-                    block(builder.sub(n, eight))  # the last n % 8 again, as in _lanewise
-            with short:
-                with cgutils.for_range(builder, n) as loop:
-                    t = loop.index
-                    for p in range(4):
-                        i = builder.add(builder.mul(t, ir.Constant(t.type, 4)),
-                                        ir.Constant(t.type, p))  # fmt: skip
-                        builder.store(builder.load(builder.gep(reads[p], [t])),
-                                      builder.gep(base, [i]))  # fmt: skip
+        def short():  # value by value
+            with cgutils.for_range(builder, n) as loop:
+                t = loop.index
+                for p in range(4):
+                    i = builder.add(builder.mul(t, ir.Constant(t.type, 4)),
+                                    ir.Constant(t.type, p))  # fmt: skip
+                    builder.store(builder.load(builder.gep(reads[p], [t])),
+                                  builder.gep(base, [i]))  # fmt: skip
+
+        _runs_of_8(builder, n, block, short)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -1096,16 +1092,16 @@ def winograd4_input(x, pad, ty0, ty1, tw, ch0, ch1, out):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def winograd4_output(m, ty0, ty1, tw, f0, f1, out):
-    """Tiles of filters f0..f1 (m's filter axis starts at f0): m (36, f1-f0, (ty1-ty0)*tw) ->
-    rows 4*ty0..4*ty1 of out (n, out_h, out_w) as A^T m A; outputs past the map's edge are
-    dropped.
+def _output_4x4(m, ty0, ty1, tw, f0, f1, out, side):
+    """Tiles of filters f0..f1 (m's filter axis starts at f0): m (side^2, f1-f0,
+    (ty1-ty0)*tw) -> rows 4*ty0..4*ty1 of out (n, out_h, out_w) as A^T m A, A^T F(4x4, 3x3)'s
+    (side 6) or F(4x4, 2x2)'s (side 5); outputs past the map's edge are dropped.
 
-    A^T goes down the columns of all the step's tiles at once: six long runs of m per pass
-    instead of 36 short ones per tile row, which the prefetchers follow (2x faster)."""
+    A^T goes down the columns of all the step's tiles at once: long runs of m per pass instead
+    of short ones per tile row, which the prefetchers follow (2x faster)."""
     _, out_h, out_w = out.shape
     t_all = (ty1 - ty0) * tw
-    half = np.empty((24, t_all), np.float32)  # A^T applied down the tiles' columns
+    half = np.empty((4 * side, t_all), np.float32)  # A^T down the columns: [side a + j]
     rows = np.empty((4, 4, tw), np.float32)  # [a, b, t]: output row a, column 4t + b
     flat_m, flat_half, flat_rows = m.reshape(-1), half.reshape(-1), rows.reshape(-1)
     flat_out = out.reshape(-1)
@@ -1114,25 +1110,36 @@ def winograd4_output(m, ty0, ty1, tw, f0, f1, out):
     whole = out_w // 4  # tiles whose four columns are inside
     for f in range(f0, f1):
         q = f - f0
-        for j in range(6):  # column j of every tile: elements 6i+j, i = 0..5
-            e = (j * fm + q) * tm  # element j of filter q, then 6 + j, ...
-            _at6_rows(t_all, flat_m, (e, e + 6 * step, e + 12 * step, e + 18 * step,
-                                      e + 24 * step, e + 30 * step),
-                      flat_half, (j * t_all, (6 + j) * t_all, (12 + j) * t_all,
-                                  (18 + j) * t_all))  # fmt: skip
+        for j in range(side):  # column j of every tile: elements side i + j
+            e = (j * fm + q) * tm
+            to = (j * t_all, (side + j) * t_all, (2 * side + j) * t_all, (3 * side + j) * t_all)
+            if side == 6:
+                _at6_rows(t_all, flat_m, (e, e + 6 * step, e + 12 * step, e + 18 * step,
+                                          e + 24 * step, e + 30 * step), flat_half, to)  # fmt: skip
+            else:
+                _at5f_rows(t_all, flat_m, (e, e + 5 * step, e + 10 * step, e + 15 * step,
+                                           e + 20 * step), flat_half, to)  # fmt: skip
         for ty in range(ty0, ty1):
             k0 = (ty - ty0) * tw
             for a in range(min(4, out_h - 4 * ty)):  # output row a of every tile
-                h = 6 * a * t_all + k0
-                _at6_rows(tw, flat_half, (h, h + t_all, h + 2 * t_all, h + 3 * t_all,
-                                          h + 4 * t_all, h + 5 * t_all),
-                          flat_rows, (4 * a * tw, (4 * a + 1) * tw, (4 * a + 2) * tw,
-                                      (4 * a + 3) * tw))  # fmt: skip
+                h = side * a * t_all + k0
+                to = (4 * a * tw, (4 * a + 1) * tw, (4 * a + 2) * tw, (4 * a + 3) * tw)
+                if side == 6:
+                    _at6_rows(tw, flat_half, (h, h + t_all, h + 2 * t_all, h + 3 * t_all,
+                                              h + 4 * t_all, h + 5 * t_all), flat_rows, to)  # fmt: skip
+                else:
+                    _at5f_rows(tw, flat_half, (h, h + t_all, h + 2 * t_all, h + 3 * t_all,
+                                               h + 4 * t_all), flat_rows, to)  # fmt: skip
+                _join4(whole, flat_rows, to, flat_out, (f * out_h + 4 * ty + a) * out_w)
                 dst = out[f, 4 * ty + a]
-                _join4(whole, flat_rows, (4 * a * tw, (4 * a + 1) * tw, (4 * a + 2) * tw,
-                                          (4 * a + 3) * tw), flat_out, (f * out_h + 4 * ty + a) * out_w)  # fmt: skip
                 for j in range(4 * whole, out_w):
                     dst[j] = rows[a, j - 4 * whole, whole]
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def winograd4_output(m, ty0, ty1, tw, f0, f1, out):
+    """F(4x4, 3x3): m (36, f1-f0, (ty1-ty0)*tw) -> rows 4*ty0..4*ty1 of out (_output_4x4)."""
+    _output_4x4(m, ty0, ty1, tw, f0, f1, out, 6)
 
 
 # Winograd F(2x2, 3x3) at stride 2: the input's even and odd columns (rows) are two phases; the
@@ -1293,39 +1300,8 @@ def winograd_s2f4_input(x, pad, ty0, ty1, tw, ch0, ch1, out):
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def winograd_s2f4_output(m, ty0, ty1, tw, f0, f1, out):
-    """Tiles of filters f0..f1 (m's filter axis starts at f0): m (25, f1-f0, (ty1-ty0)*tw) ->
-    rows 4*ty0..4*ty1 of out (n, out_h, out_w) as A^T m A; outputs past the map's edge are
-    dropped. As winograd4_output, with 5x5 tiles."""
-    _, out_h, out_w = out.shape
-    t_all = (ty1 - ty0) * tw
-    half = np.empty((20, t_all), np.float32)  # A^T applied down the tiles' columns
-    rows = np.empty((4, 4, tw), np.float32)  # [a, b, t]: output row a, column 4t + b
-    flat_m, flat_half, flat_rows = m.reshape(-1), half.reshape(-1), rows.reshape(-1)
-    flat_out = out.reshape(-1)
-    fm, tm = m.shape[1], m.shape[2]
-    step = fm * tm  # floats from one element to the next
-    whole = out_w // 4  # tiles whose four columns are inside
-    for f in range(f0, f1):
-        q = f - f0
-        for j in range(5):  # column j of every tile: elements 5i+j, i = 0..4
-            e = (j * fm + q) * tm
-            _at5f_rows(t_all, flat_m, (e, e + 5 * step, e + 10 * step, e + 15 * step,
-                                       e + 20 * step),
-                       flat_half, (j * t_all, (5 + j) * t_all, (10 + j) * t_all,
-                                   (15 + j) * t_all))  # fmt: skip
-        for ty in range(ty0, ty1):
-            k0 = (ty - ty0) * tw
-            for a in range(min(4, out_h - 4 * ty)):  # output row a of every tile
-                h = 5 * a * t_all + k0
-                _at5f_rows(tw, flat_half, (h, h + t_all, h + 2 * t_all, h + 3 * t_all,
-                                           h + 4 * t_all),
-                           flat_rows, (4 * a * tw, (4 * a + 1) * tw, (4 * a + 2) * tw,
-                                       (4 * a + 3) * tw))  # fmt: skip
-                dst = out[f, 4 * ty + a]
-                _join4(whole, flat_rows, (4 * a * tw, (4 * a + 1) * tw, (4 * a + 2) * tw,
-                                          (4 * a + 3) * tw), flat_out, (f * out_h + 4 * ty + a) * out_w)  # fmt: skip
-                for j in range(4 * whole, out_w):
-                    dst[j] = rows[a, j - 4 * whole, whole]
+    """F(4x4, 2x2): m (25, f1-f0, (ty1-ty0)*tw) -> rows 4*ty0..4*ty1 of out (_output_4x4)."""
+    _output_4x4(m, ty0, ty1, tw, f0, f1, out, 5)
 
 
 # --- GEMM with a packed A --------------------------------------------------------------------

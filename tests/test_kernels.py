@@ -331,6 +331,26 @@ _BT6 = getattr(kernels._bt6, "py_func", kernels._bt6)  # the scalar functions, n
 _AT6 = getattr(kernels._at6, "py_func", kernels._at6)
 
 
+def _bt_in_order(bt, xp, side, step, gap, th, tw):
+    """B^T d B of every tile d (side x side samples `gap` apart, tiles `step` apart from xp's
+    origin) as the kernels order it, bt (the scalar function) down the columns, then across,
+    in numpy's float32: (side, side, c, th, tw)."""
+    d = [[xp[:, gap * r : gap * r + step * th : step, gap * s : gap * s + step * tw : step]
+          for s in range(side)] for r in range(side)]  # fmt: skip
+    down = bt(*(np.stack(d[r]) for r in range(side)))  # [i][s]
+    return np.stack([np.stack(bt(*down[i])) for i in range(side)])
+
+
+def _at_in_order(at, m, side, tile, th, tw):
+    """A^T M A of every tile of m (side^2, f, th * tw) as the kernels order it, at down the
+    tiles' columns, then across, in numpy's float32: (f, tile * th, tile * tw)."""
+    f = m.shape[1]
+    half = [at(*(m[side * i + j] for i in range(side))) for j in range(side)]  # [j][a]
+    y = np.stack([np.stack(at(*(half[j][a] for j in range(side)))) for a in range(tile)])
+    return y.reshape(tile, tile, f, th, tw).transpose(2, 3, 0, 4, 1).reshape(f, tile * th,
+                                                                              tile * tw)  # fmt: skip
+
+
 @pytest.mark.parametrize("h,w,pad", [(9, 1, 1), (10, 7, 0), (30, 31, 1), (33, 32, 0), (40, 105, 1),
                                      (12, 36, 1)])  # fmt: skip
 def test_f4_transforms_are_bit_exact_in_the_scalar_order(h, w, pad):
@@ -344,20 +364,15 @@ def test_f4_transforms_are_bit_exact_in_the_scalar_order(h, w, pad):
     x = rand((c, h, w), seed=w)
     xp = np.zeros((c, 4 * th + 2, 4 * tw + 2), _F)
     xp[:, pad : pad + h, pad : pad + w] = x
-    d = [[xp[:, r : r + 4 * th : 4, s : s + 4 * tw : 4] for s in range(6)] for r in range(6)]
-    down = _BT6(*(np.stack(d[r]) for r in range(6)))  # B^T down each tile's columns: [i][s]
-    want = np.stack([np.stack(_BT6(*down[i])) for i in range(6)]).reshape(36, c, th * tw)
+    want = _bt_in_order(_BT6, xp, 6, 4, 1, th, tw).reshape(36, c, th * tw)
     got = np.empty((36, c, th * tw), _F)
     kernels.winograd4_input(x, pad, 0, th, tw, 0, c, got)
     np.testing.assert_array_equal(got, want)
 
     m = rand((36, f, th * tw), seed=h)
-    half = [_AT6(*(m[6 * i + j] for i in range(6))) for j in range(6)]  # [j][a]
-    y = np.stack([np.stack(_AT6(*(half[j][a] for j in range(6)))) for a in range(4)])
-    want = y.reshape(4, 4, f, th, tw).transpose(2, 3, 0, 4, 1).reshape(f, 4 * th, 4 * tw)
     got = np.empty((f, out_h, out_w), _F)
     kernels.winograd4_output(m, 0, th, tw, 0, f, got)
-    np.testing.assert_array_equal(got, want[:, :out_h, :out_w])
+    np.testing.assert_array_equal(got, _at_in_order(_AT6, m, 6, 4, th, tw)[:, :out_h, :out_w])
 
 
 @pytest.mark.parametrize("h,w,pad", [(9, 1, 1), (10, 13, 0), (30, 61, 1), (33, 64, 0), (40, 105, 1),
@@ -365,27 +380,22 @@ def test_f4_transforms_are_bit_exact_in_the_scalar_order(h, w, pad):
 def test_stride_2_transforms_are_bit_exact_in_the_scalar_order(h, w, pad):
     """Stride-2 F(2x2)'s transforms, vector code as in F(4x4)'s: bit for bit kernels._bt5 and
     _at5 applied with numpy's float32 (rows of 1-27 tiles)."""
-    bt5, at5 = kernels._bt5, getattr(kernels._at5, "py_func", kernels._at5)
+    at5 = getattr(kernels._at5, "py_func", kernels._at5)
     c, f = 3, 2
     out_h, out_w = (h + 2 * pad - 3) // 2 + 1, (w + 2 * pad - 3) // 2 + 1
     th, tw = -(-out_h // 2), -(-out_w // 2)
     x = rand((c, h, w), seed=w)
     xp = np.zeros((c, 4 * th + 1 + h, 4 * tw + 1 + w), _F)
     xp[:, pad : pad + h, pad : pad + w] = x
-    d = [[xp[:, r : r + 4 * th : 4, s : s + 4 * tw : 4] for s in range(5)] for r in range(5)]
-    down = bt5(*(np.stack(d[r]) for r in range(5)))  # [i][s]
-    want = np.stack([np.stack(bt5(*down[i])) for i in range(5)]).reshape(25, c, th * tw)
+    want = _bt_in_order(kernels._bt5, xp, 5, 4, 1, th, tw).reshape(25, c, th * tw)
     got = np.empty((25, c, th * tw), _F)
     kernels.winograd_s2_input(x, pad, 0, th, tw, 0, c, got)
     np.testing.assert_array_equal(got, want)
 
     m = rand((25, f, th * tw), seed=h)
-    half = [at5(*(m[5 * i + j] for i in range(5))) for j in range(5)]  # [j][a]
-    y = np.stack([np.stack(at5(*(half[j][a] for j in range(5)))) for a in range(2)])
-    want = y.reshape(2, 2, f, th, tw).transpose(2, 3, 0, 4, 1).reshape(f, 2 * th, 2 * tw)
     got = np.empty((f, out_h, out_w), _F)
     kernels.winograd_s2_output(m, 0, th, tw, 0, f, got)
-    np.testing.assert_array_equal(got, want[:, :out_h, :out_w])
+    np.testing.assert_array_equal(got, _at_in_order(at5, m, 5, 2, th, tw)[:, :out_h, :out_w])
 
 
 @pytest.mark.parametrize("h,w,pad", [(9, 1, 1), (10, 13, 0), (30, 61, 1), (33, 64, 0), (40, 105, 1),
@@ -404,21 +414,16 @@ def test_stride_2_f4_transforms_are_bit_exact_in_the_scalar_order(h, w, pad):
     want = np.empty((25, c, 2, 2, th * tw), _F)
     for py in range(2):
         for px in range(2):
-            d = [[xp[:, py + 2 * r : py + 2 * r + 8 * th : 8, px + 2 * s : px + 2 * s + 8 * tw : 8]
-                  for s in range(5)] for r in range(5)]  # fmt: skip
-            down = kernels._bt5f(*(np.stack(d[r]) for r in range(5)))  # [i][s]
-            want[:, :, py, px] = np.stack([np.stack(kernels._bt5f(*down[i]))
-                                           for i in range(5)]).reshape(25, c, th * tw)  # fmt: skip
+            tiles = _bt_in_order(kernels._bt5f, xp[:, py:, px:], 5, 8, 2, th, tw)
+            want[:, :, py, px] = tiles.reshape(25, c, th * tw)
     got = np.empty((25, 4 * c, th * tw), _F)
     kernels.winograd_s2f4_input(x, pad, 0, th, tw, 0, c, got)
     np.testing.assert_array_equal(got, want.reshape(25, 4 * c, th * tw))
 
     m = rand((25, f, th * tw), seed=h)
-    half = [kernels._at5f(*(m[5 * i + j] for i in range(5))) for j in range(5)]  # [j][a]
-    y = np.stack([np.stack(kernels._at5f(*(half[j][a] for j in range(5)))) for a in range(4)])
-    want = y.reshape(4, 4, f, th, tw).transpose(2, 3, 0, 4, 1).reshape(f, 4 * th, 4 * tw)
     got = np.empty((f, out_h, out_w), _F)
     kernels.winograd_s2f4_output(m, 0, th, tw, 0, f, got)
+    want = _at_in_order(kernels._at5f, m, 5, 4, th, tw)
     np.testing.assert_array_equal(got, want[:, :out_h, :out_w])
 
 
