@@ -793,6 +793,13 @@ class _Lanes:
         return self._made(self.builder.fmul, self._of(other), self.value)
 
 
+def _runs(context, builder, array, array_type, offsets, count):
+    """Pointers to array's floats at each of the first `count` offsets of the tuple `offsets`
+    (an LLVM value): the runs a vector kernel reads or writes."""
+    base = context.make_array(array_type)(context, builder, array).data
+    return [builder.gep(base, [builder.extract_value(offsets, j)]) for j in range(count)]
+
+
 def _runs_of_8(builder, n, block, short):
     """Emit block(i) for i = 0, 8, .. while i + 8 <= n, then once more at n - 8 if 8 does not
     divide n (lanes done twice give the same values where no run written overlaps one read);
@@ -833,13 +840,8 @@ def _lanewise(fn):
             n, src, ins, dst, outs = args
             _, src_type, _, dst_type, _ = signature.args
 
-            def runs(array, array_type, offsets, count):
-                base = context.make_array(array_type)(context, builder, array).data
-                return [builder.gep(base, [builder.extract_value(offsets, j)])
-                        for j in range(count)]  # fmt: skip
-
-            reads = runs(src, src_type, ins, len(signature.args[2]))
-            writes = runs(dst, dst_type, outs, len(signature.args[4]))
+            reads = _runs(context, builder, src, src_type, ins, len(signature.args[2]))
+            writes = _runs(context, builder, dst, dst_type, outs, len(signature.args[4]))
 
             vptr, i32 = _V8_IR.as_pointer(), ir.IntType(32)
             spill = cgutils.alloca_once(builder, _V8_IR)
@@ -906,8 +908,7 @@ def _splitter(k: int):
             n, src, at, dst, outs = args
             _, src_type, _, dst_type, _ = signature.args
             base = builder.gep(context.make_array(src_type)(context, builder, src).data, [at])
-            out = context.make_array(dst_type)(context, builder, dst).data
-            writes = [builder.gep(out, [builder.extract_value(outs, p)]) for p in range(k)]
+            writes = _runs(context, builder, dst, dst_type, outs, k)
             vptr, i32 = _V8_IR.as_pointer(), ir.IntType(32)
 
             def block(t):  # values k t .. k t + 8 k - 1, joined into one vector, then picked
@@ -958,8 +959,7 @@ def _join4_lanes(typingctx, n, src, ins, dst, at):
     def codegen(context, builder, signature, args):
         n, src, ins, dst, at = args
         _, src_type, _, dst_type, _ = signature.args
-        data = context.make_array(src_type)(context, builder, src).data
-        reads = [builder.gep(data, [builder.extract_value(ins, p)]) for p in range(4)]
+        reads = _runs(context, builder, src, src_type, ins, 4)
         base = builder.gep(context.make_array(dst_type)(context, builder, dst).data, [at])
         vptr, i32 = _V8_IR.as_pointer(), ir.IntType(32)
 

@@ -597,33 +597,47 @@ class Convolutional(Layer):
         if made is None:
             made = self._winograd_u = {}
         if tile not in made:
+            n, c, mr = self.filters, self.c, gemm.MR
             if self.stride_x == 2 and tile == 4:
-                u = gemm.empty_weights(25, self.filters, 4 * self.c)
-                w = self.weights.reshape(self.filters, self.c, 3, 3)
-                for f0 in range(0, self.filters, gemm.MR):
-                    part = _phase_weights(w[f0 : f0 + gemm.MR], self.padding)
-                    gemm.store_filters(u, f0, part)
-                made[tile] = u
-                if self._weights_at is not None:
-                    self._weights = None
-                return u
-            g = self.weights.reshape(-1, 9)
-            side = self._winograd_kernels(tile)[0]
-            a, n, c, mr = side * side, self.filters, self.c, gemm.MR
-            u = gemm.empty_weights(a, n, c)
+                u = gemm.empty_weights(25, n, 4 * c)
+                w = self.weights.reshape(n, c, 3, 3)
+                for f0 in range(0, n, mr):
+                    gemm.store_filters(u, f0, _phase_weights(w[f0 : f0 + mr], self.padding))
+            else:
+                g = self.weights.reshape(-1, 9)
+                side = self._winograd_kernels(tile)[0]
+                u = gemm.empty_weights(side * side, n, c)
 
-            def blocks(b0: int, b1: int) -> None:
-                """U of filters mr*b0.. (mr at a time: no second copy of U in memory)."""
-                for b in range(b0, b1):
-                    f0, f1 = b * mr, min(n, b * mr + mr)
-                    part = winograd_weights(g[f0 * c : f1 * c], side)
-                    gemm.store_filters(u, f0, part.reshape(a, -1, c))
+                def blocks(b0: int, b1: int) -> None:
+                    """U of filters mr*b0.. (mr at a time: no second copy of U in memory)."""
+                    for b in range(b0, b1):
+                        f0, f1 = b * mr, min(n, b * mr + mr)
+                        part = winograd_weights(g[f0 * c : f1 * c], side)
+                        gemm.store_filters(u, f0, part.reshape(side * side, -1, c))
 
-            in_steps(-(-n // mr), blocks, 1)  # one step per thread: a cold start's first forward
+                in_steps(-(-n // mr), blocks, 1)  # one step per thread: a cold start's forward
             made[tile] = u
-            if self._weights_at is not None:
-                self._weights = None  # weights once: U replaces them; read again if asked for
+            self._free_weights()
         return made[tile]
+
+    def _free_weights(self) -> None:
+        """Weights once: a form made from them (Winograd's U, packed weights) replaces them in
+        memory; `weights` reads them again from the file if something asks."""
+        if self._weights_at is not None:
+            self._weights = None
+
+    def _made_once(self, name: str, make):
+        """getattr(self, name), made by make() on first use (once, whichever thread asks), in
+        place of the weights."""
+        made = getattr(self, name, None)
+        if made is None:
+            with _MAKING_U:
+                made = getattr(self, name, None)
+                if made is None:
+                    made = make()
+                    setattr(self, name, made)
+                    self._free_weights()
+        return made
 
     def flops(self, prev: Shape, out: Shape) -> float:
         # convolutional_layer.c: bflops = 2 * n * size*size*c/groups * out_h*out_w
@@ -645,20 +659,14 @@ class Convolutional(Layer):
     def tap_weights(self) -> np.ndarray:
         """The weights as kernels.conv3x3_rows reads them (ceil(n / 4), 9c, 4), zero past the
         last filter; made once, in place of the weights."""
-        made = getattr(self, "_taps", None)
-        if made is None:
-            with _MAKING_U:
-                made = getattr(self, "_taps", None)
-                if made is None:
-                    w = self.weights.reshape(self.filters, -1)
-                    fr = kernels.CONV_FR
-                    made = np.zeros((-(-self.filters // fr) * fr, w.shape[1]), np.float32)
-                    made[: self.filters] = w
-                    made = self._taps = np.ascontiguousarray(
-                        made.reshape(-1, fr, w.shape[1]).transpose(0, 2, 1))
-                    if self._weights_at is not None:
-                        self._weights = None  # weights once, as for Winograd's U
-        return made
+
+        def make() -> np.ndarray:
+            w, fr = self.weights.reshape(self.filters, -1), kernels.CONV_FR
+            taps = np.zeros((-(-self.filters // fr) * fr, w.shape[1]), np.float32)
+            taps[: self.filters] = w
+            return np.ascontiguousarray(taps.reshape(-1, fr, w.shape[1]).transpose(0, 2, 1))
+
+        return self._made_once("_taps", make)
 
     def _forward_few_channels(self, x, out):
         """kernels.conv3x3_rows in steps of output rows, a pool job run whole in the JIT."""
@@ -765,15 +773,7 @@ class Convolutional(Layer):
 
     def packed_weights(self) -> np.ndarray:
         """A 1x1 layer's weights packed for gemm_packed (made once, in place of the weights)."""
-        made = getattr(self, "_packed", None)
-        if made is None:
-            with _MAKING_U:
-                made = getattr(self, "_packed", None)
-                if made is None:
-                    made = self._packed = gemm.pack(self.weights[0])
-                    if self._weights_at is not None:
-                        self._weights = None  # weights once, as for Winograd's U
-        return made
+        return self._made_once("_packed", lambda: gemm.pack(self.weights[0]))
 
     def _direct_jit(self, x, out, cols, by_columns):
         """A 1x1 stride-1 convolution as a pool job run whole in the JIT (kernels.conv1x1_job):

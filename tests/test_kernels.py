@@ -193,11 +193,13 @@ def test_leaky_and_linear_bias_activate_are_exact():
 
 
 # -- convolution paths ----------------------------------------------------------------------
-def _conv_net(tmp_path, c, h, w, filters, size, stride, pad, act="leaky", seed=0):
-    cfg = tmp_path / f"conv{c}x{h}x{w}-{filters}-{size}-{stride}-{pad}.cfg"
+def _conv_net(tmp_path, c, h, w, filters, size, stride, pad, act="leaky", seed=0, padding=None):
+    """One [convolutional] with random weights; `padding` (the total padding) in place of pad."""
+    cfg = tmp_path / f"conv{c}x{h}x{w}-{filters}-{size}-{stride}-{pad}-{padding}.cfg"
+    edge = f"pad={pad}" if padding is None else f"padding={padding}"
     cfg.write_text(f"[net]\nwidth={w}\nheight={h}\nchannels={c}\n\n[convolutional]\n"
                    f"batch_normalize=1\nfilters={filters}\nsize={size}\nstride={stride}\n"
-                   f"pad={pad}\nactivation={act}\n")  # fmt: skip
+                   f"{edge}\nactivation={act}\n")  # fmt: skip
     net = pydarknet.Network(cfg)
     net.save_random_weights(tmp_path / (cfg.stem + ".weights"), seed)
     return net
@@ -498,12 +500,7 @@ def test_few_channel_3x3_without_im2col_matches_direct_twin(tmp_path, monkeypatc
     before = threads.num_threads()
     threads.set_num_threads(threads_n)
     try:
-        cfg = tmp_path / "first.cfg"
-        cfg.write_text(f"[net]\nwidth={w}\nheight={h}\nchannels={c}\n\n[convolutional]\n"
-                       f"batch_normalize=1\nfilters={filters}\nsize=3\nstride={stride}\n"
-                       f"padding={pad}\nactivation={act}\n")  # fmt: skip
-        net = pydarknet.Network(cfg)
-        net.load_weights(net.save_random_weights(tmp_path / "first.weights"))
+        net = _conv_net(tmp_path, c, h, w, filters, 3, stride, 0, act, padding=pad)
         x = rand((2, c, h, w), seed=c * w) - _F(0.5)
         (got,) = net.forward(x, profile=[])  # profiled: both images split over the threads
     finally:
