@@ -814,7 +814,15 @@ class Convolutional(Layer):
         """(steps, workspace floats per thread) of a Winograd forward on `slots` threads: steps
         of tile rows and filters (_tile_steps), or None on small maps, where the whole map's
         input transform comes first, split by channels, then the filters are split (two pool
-        jobs instead of one)."""
+        jobs instead of one). Made once per output size, tile and thread count (~13 us: a
+        forward asks for it every time)."""
+        key = (tuple(out), tile, slots)
+        known = self.__dict__.setdefault("_steps_made", {})
+        if key not in known:
+            known[key] = self._make_winograd_steps(out, tile, slots)
+        return known[key]
+
+    def _make_winograd_steps(self, out: Shape, tile: int, slots: int):
         th, tw = -(-out[1] // tile), -(-out[2] // tile)
         side, depth = self._winograd_kernels(tile)[0], self._winograd_depth(tile)
         per_row = side * side * (depth + out[0]) * tw  # transformed input, GEMM output
