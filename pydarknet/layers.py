@@ -61,6 +61,15 @@ def act_scratch() -> tuple[np.ndarray, np.ndarray]:
     return pair
 
 
+def aligned_empty(n: int) -> np.ndarray:
+    """An uninitialised float32 array of n values starting on a 64-byte boundary (numpy's own
+    start 16 bytes past one): the vector kernels' loads of rows a multiple of 8 floats long
+    then never cross a cache line (kernels.tile_row_floats)."""
+    buf = np.empty(n + 16, np.float32)
+    skip = (-buf.ctypes.data % 64) // 4
+    return buf[skip : skip + n]
+
+
 def gemm_scratch(k: int) -> np.ndarray:
     """This thread's scratch for gemm products k deep (grown as needed, kept)."""
     buf = getattr(_scratch, "gemm", None)
@@ -827,11 +836,13 @@ class Convolutional(Layer):
         side, depth = self._winograd_kernels(tile)[0], self._winograd_depth(tile)
         per_row = side * side * (depth + out[0]) * tw  # transformed input, GEMM output
         rows = _tile_rows_per_step(th, tw, per_row, slots)
+        ld = kernels.tile_row_floats
         if -(-th // rows) < slots and out[0] >= 32 * slots:
-            return None, per_row * th
+            return None, side * side * (depth + out[0]) * ld(th * tw)
         steps = _tile_steps(th, tw, out[0], rows, slots)
-        rows, filters = steps[:, 1] - steps[:, 0], steps[:, 3] - steps[:, 2]
-        return steps, int((side * side * (depth + filters) * rows * tw).max())
+        per_slot = max(side * side * (depth + f1 - f0) * ld((ty1 - ty0) * tw)
+                       for ty0, ty1, f0, f1 in steps.tolist())  # fmt: skip
+        return steps, -(-per_slot // 16) * 16  # each thread's part 64-byte aligned
 
     def jit_jobs(self, out: Shape) -> bool:
         """Whether this layer's steps at this output size run as compiled pool jobs (the packed
@@ -868,11 +879,12 @@ class Convolutional(Layer):
             def by_rows(i, slot):
                 ty0, ty1, f0, f1 = (int(v) for v in steps[i])
                 t = (ty1 - ty0) * tw
-                base = slot * per_slot
-                v = ws[base : base + a * c * t].reshape(a, c, t)
-                m = ws[base + a * c * t : base + a * (c + f1 - f0) * t].reshape(a, f1 - f0, t)
+                ld, base = kernels.tile_row_floats(t), slot * per_slot
+                v = ws[base : base + a * c * ld].reshape(a, c, ld)
+                m = ws[base + a * c * ld : base + a * (c + f1 - f0) * ld].reshape(a, f1 - f0, ld)
                 transform_input(x[b], pad, ty0, ty1, tw, 0, channels, v)
-                gemm.gemm_tiles(gemm.filters(u, f0, f1), v, m, gemm_scratch(c))
+                gemm.gemm_tiles(gemm.filters(u, f0, f1), v[:, :, :t], m[:, :, :t],
+                                gemm_scratch(c))  # fmt: skip
                 transform_output(m, ty0, ty1, tw, f0, f1, out[b])
                 kernels.bias_activate(y[f0:f1], self.biases[f0:f1], act, tile * ty0 * out_w,
                                       min(out_h, tile * ty1) * out_w, *act_scratch())  # fmt: skip
@@ -882,15 +894,17 @@ class Convolutional(Layer):
                 continue
             # small maps: the whole map's input transform split by channels, then the filters
             t = th * tw
-            v = ws[: a * c * t].reshape(a, c, t)
+            ld = kernels.tile_row_floats(t)
+            v = ws[: a * c * ld].reshape(a, c, ld)
             in_steps(channels, lambda c0, c1: transform_input(x[b], pad, 0, th, tw, c0, c1, v), 1)
             fstep = -(-n // pool.size // gemm.MR) * gemm.MR  # one part per thread, whole blocks
 
             def by_filters(i, slot):
                 f0, f1 = i * fstep, min(n, (i + 1) * fstep)
-                start = a * c * t + a * f0 * t
-                m = ws[start : start + a * (f1 - f0) * t].reshape(a, f1 - f0, t)
-                gemm.gemm_tiles(gemm.filters(u, f0, f1), v, m, gemm_scratch(c))
+                start = a * c * ld + a * f0 * ld
+                m = ws[start : start + a * (f1 - f0) * ld].reshape(a, f1 - f0, ld)
+                gemm.gemm_tiles(gemm.filters(u, f0, f1), v[:, :, :t], m[:, :, :t],
+                                gemm_scratch(c))  # fmt: skip
                 transform_output(m, 0, th, tw, f0, f1, out[b])
                 kernels.bias_activate(y[f0:f1], self.biases[f0:f1], act, 0, out_h * out_w,
                                       *act_scratch())

@@ -14,7 +14,7 @@ from .cfg import Section, read_cfg
 from .errors import CfgError, DarknetError
 from .layers import (
     HEADS, LAYERS, TRAINING_KEYS, Convolutional, Ctx, Layer, MaxPool, Route, Shape, Shortcut,
-    Upsample,
+    Upsample, aligned_empty,
 )  # fmt: skip
 from .weights import Header, WeightsReader, write_weights
 
@@ -354,7 +354,7 @@ class Network:
                     start = -(-b // 16) * 16
             offsets[r] = start
             placed.append((start, start + sizes[r], first[r], last[r]))
-        arena = np.empty(max([b for _, b, _, _ in placed] + [1]), np.float32)
+        arena = aligned_empty(max([b for _, b, _, _ in placed] + [1]))
         views = {r: arena[o : o + sizes[r]].reshape(n, *shapes[r]) for r, o in offsets.items()}
         slots = [
             None if not active[i] or layers[i].PASSTHROUGH else (roots[i][0], roots[i][1])
@@ -368,7 +368,7 @@ class Network:
                 with threads.serial() if alone[i] else contextlib.nullcontext():
                     ws = max(ws, layers[i].workspace(prevs[i], shapes[i]))
         self.arena_floats = arena.size
-        return (slots, views, sorted(fresh), shapes, np.empty(max(ws, 1), np.float32), arena.size,
+        return (slots, views, sorted(fresh), shapes, aligned_empty(max(ws, 1)), arena.size,
                 alone)  # fmt: skip
 
     @staticmethod

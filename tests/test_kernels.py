@@ -12,7 +12,7 @@ import pytest
 
 import pydarknet
 from pydarknet import gemm, image, kernels, threads
-from pydarknet.layers import ACTIVATIONS, act_scratch
+from pydarknet.layers import ACTIVATIONS, act_scratch, aligned_empty
 
 from . import reference
 from .conftest import CFG
@@ -701,6 +701,16 @@ def test_arena_gives_the_same_outputs_as_one_buffer_per_layer(random_model, name
     for a, b, c in zip(shared, again, alone):
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(a, c)
+
+
+def test_the_arena_workspace_and_buffers_start_on_64_byte_boundaries(random_model):
+    # the vector kernels' rows of 8 floats never cross a cache line (kernels.tile_row_floats)
+    assert all(aligned_empty(n).ctypes.data % 64 == 0 and aligned_empty(n).size == n
+               for n in (1, 7, 1000, 1 << 20))  # fmt: skip
+    net, _ = random_model(CFG / "yolov4-tiny.cfg", seed=3)
+    slots, views, _, _, ws, *_ = net._plan(1, 160, 96)
+    assert ws.ctypes.data % 64 == 0 and ws.size > 1  # Winograd layers need a workspace
+    assert views and all(v.ctypes.data % 64 == 0 for v in views.values())
 
 
 def test_forward_returns_fresh_arrays(random_model):
