@@ -2009,6 +2009,32 @@ def conv1x1_job(st, slot, calls, ap, x, y, cols, fstep, chunk, bias, code, act, 
         done += 1
 
 
+@njit(cache=True, nogil=True)
+def maxpool_job(st, slot, kind, x, flat, size, stride_y, stride_x, pad, out, out_flat, per,
+                scratch):  # fmt: skip
+    """A maxpool's channels, `per` at a time, claimed as in winograd_job: x (c, h, w) -> out
+    (c, out_h, out_w), both contiguous and also seen flat, (c, h*w) and (c, out_h*out_w) (a
+    reshape here would load Numba's array module at start-up), through maxpool_2x2_even
+    (kind 0), maxpool_small (kind 1) or maxpool (kind 2), with this thread's row of scratch as
+    the kernel's."""
+    job_enter(st, slot)
+    c, h, w = x.shape
+    mine = scratch[slot]
+    done = 0
+    while True:
+        c0 = job_claim(st) * per
+        if c0 >= c:
+            return done
+        c1 = min(c, c0 + per)
+        if kind == 0:
+            maxpool_2x2_even(flat[c0:c1], h, w, out_flat[c0:c1], mine)
+        elif kind == 1:
+            maxpool_small(flat[c0:c1], h, w, size, pad, out[c0:c1], mine)
+        else:
+            maxpool(x[c0:c1], size, stride_y, stride_x, pad, out[c0:c1], mine)
+        done += 1
+
+
 # --- image input ---
 @njit(cache=True, nogil=True, error_model="numpy")
 def resize_bgr(img, out, ix, dx, iy, dy, need, part, unit):

@@ -34,8 +34,9 @@ ALONE_SECONDS = 200e-6
 # with no GIL hand-off, to a worker that is still spinning from the last job: its threshold is
 # lower (2 threads, same process, alternating: yolov7-tiny at 128 10.3 -> 9.2 ms, at 256 18.5 ->
 # 17.7, at 416 and yolov4-csp the same; the 13x13 256 -> 128 1x1 layers of yolov4-tiny and
-# yolov3-tiny 0.21 -> 0.14 ms. At 25 us yolov7-tiny at 128 was 3% slower than at 60; at 60 us
-# for the pools as well they were slower, 0.13 -> 0.22 ms, as their steps are Python's).
+# yolov3-tiny 0.21 -> 0.14 ms. At 25 us yolov7-tiny at 128 was 3% slower than at 60). Maxpools
+# whose steps are a compiled job too (MaxPool.jit_jobs) take the same threshold; with Python
+# steps, at 60 us they were slower than at 200 (0.13 -> 0.22 ms).
 ALONE_JIT_SECONDS = 60e-6
 CONV_FLOPS_PER_SECOND = 80e9
 OTHER_WORK_PER_SECOND = 4e9
@@ -385,7 +386,8 @@ class Network:
             return layer.groups == 1 and flops < jobs * alone * CONV_FLOPS_PER_SECOND
         if type(layer) is MaxPool:  # kernels.maxpool is separable: 2 * size compares per value
             size = layer.window or layer.size  # an SPP pool pooling a smaller one's output
-            return 2 * size * values < ALONE_SECONDS * OTHER_WORK_PER_SECOND
+            alone = ALONE_JIT_SECONDS if layer.jit_jobs() else ALONE_SECONDS
+            return 2 * size * values < alone * OTHER_WORK_PER_SECOND
         if type(layer) is Upsample:  # one copy per value
             return values < ALONE_SECONDS * OTHER_WORK_PER_SECOND
         if type(layer) is Shortcut:  # one add per value and input

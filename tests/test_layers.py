@@ -154,21 +154,30 @@ def test_spp_block_pools_the_smaller_pools_output(tmp_path):
         np.testing.assert_array_equal(out[4 * part : 4 * part + 4], want)
 
 
-def test_even_2x2_pool_into_part_of_a_batch_buffer(tmp_path, monkeypatch):
+@pytest.mark.parametrize("jit", [False, True])
+def test_even_2x2_pool_into_part_of_a_batch_buffer(tmp_path, monkeypatch, jit):
     """A 2x2/2 pool of an even map writing a channel range of a batch's buffer (as a
     concatenating [route] lends its inputs): the range is no contiguous array for 2 images,
-    but each image's part is, and kernels.maxpool_2x2_even runs per image, as darknet's pool;
-    an image part that is not contiguous takes the general loop."""
+    but each image's part is, and kernels.maxpool_2x2_even runs per image (in Python steps,
+    or in the compiled job's kind 0), as darknet's pool; an image part that is not contiguous
+    takes the general loop."""
     calls = []
-    fast = kernels.maxpool_2x2_even
-    monkeypatch.setattr(kernels, "maxpool_2x2_even", lambda *a: calls.append(1) or fast(*a))
+    monkeypatch.setattr(pydarknet.layers, "JIT_JOBS", jit)
+    if jit and pydarknet.layers.MaxPool.jit_jobs():
+        job = kernels.maxpool_job
+        monkeypatch.setattr(kernels, "maxpool_job",
+                            lambda st, slot, kind, *a: calls.append(kind == 0)
+                            or job(st, slot, kind, *a))  # fmt: skip
+    else:
+        fast = kernels.maxpool_2x2_even
+        monkeypatch.setattr(kernels, "maxpool_2x2_even", lambda *a: calls.append(1) or fast(*a))
     pool = net_from(tmp_path, "[maxpool]\nsize=2\nstride=2\n", 3, 8, 10).layers[0]
     x = rand(2, 3, 8, 10)
     whole = np.full((2, 7, 4, 5), np.nan, _F)
     part = whole[:, 2:5]
     assert not part.flags.c_contiguous and part[0].flags.c_contiguous
     pool.forward(x, [], part, None)
-    assert calls
+    assert calls and all(calls)
     for b in range(2):
         np.testing.assert_array_equal(part[b], reference.maxpool(x[b], 2, 2, 2, 1))
     assert np.isnan(whole[:, :2]).all() and np.isnan(whole[:, 5:]).all()

@@ -13,6 +13,8 @@ import pydarknet
 import pydarknet.layers
 from pydarknet import gemm, kernels, threads
 
+from . import reference
+
 
 @njit(nogil=True)
 def _spin(n):
@@ -142,3 +144,33 @@ def test_1x1_jit_jobs_only_where_winograd_is_on(tmp_path, monkeypatch):
     fast = pydarknet.load(cfg, weights)
     fast.forward(np.zeros((1, 32, 40, 40), np.float32))
     assert fast.layers[0]._packed is not None
+
+
+@pytest.mark.parametrize("h,w,size,stride,kind", [(26, 38, 2, 2, "2x2 even pairs"),
+                                                  (13, 13, 5, 1, "small stride-1 map"),
+                                                  (27, 19, 3, 2, "any window"),
+                                                  (13, 13, 2, 1, "any window")])  # fmt: skip
+def test_maxpool_jit_jobs_give_the_twins_numbers(tmp_path, monkeypatch, h, w, size, stride, kind):
+    """A batch of 2 (profiling splits each layer's batch over the threads), 37 channels: steps
+    of channels that do not divide them evenly; NaN and -inf among the values."""
+    before = threads.num_threads()
+    threads.set_num_threads(2)
+    try:
+        cfg = tmp_path / "p.cfg"
+        cfg.write_text(f"[net]\nwidth={w}\nheight={h}\nchannels=37\n\n[maxpool]\nsize={size}\n"
+                       f"stride={stride}\n")  # fmt: skip
+        net = pydarknet.Network(cfg)
+        net.load_weights(net.save_random_weights(tmp_path / "p.weights"))  # none to read
+        x = np.random.default_rng(size).standard_normal((2, 37, h, w), dtype=np.float32)
+        x[0, 3, 1, 1], x[1, 5, 2, 0] = np.nan, -np.inf
+        runs = []
+        for jit in (True, False):
+            monkeypatch.setattr(pydarknet.layers, "JIT_JOBS", jit)
+            runs.append(net.forward(x, profile=[])[0])
+        assert pydarknet.layers.MaxPool.jit_jobs() is False  # the last run: Python steps
+        pad = size - 1  # darknet's default padding
+        want = np.stack([reference.maxpool(x[b], size, stride, stride, pad) for b in range(2)])
+        np.testing.assert_array_equal(runs[0], want)
+        np.testing.assert_array_equal(runs[1], want)
+    finally:
+        threads.set_num_threads(before)
