@@ -1061,6 +1061,19 @@ def _phase_plane(x, ch, pad, y0, plane):
             flat[r, :] = 0.0
 
 
+@njit(cache=True, inline="always")
+def _short_run(tw, rows, ld):
+    """The run a transform's pass over one tile row of tw tiles computes: tw, or 8 where tw is
+    shorter and the rows of its output (ld floats each, `rows` tile rows filled in order) have
+    room for 8 past the last tile row's start. Under 8 floats a run takes masked loads and
+    stores through the stack (13x13 maps, 4 tiles a row: 2.2 ns a value of F(4x4)'s input
+    transform against 0.42 on 104x104); the tiles computed past tw are written over by the next
+    tile row's, or fall in the row's room past its tiles (kernels.tile_row_floats)."""
+    if tw >= 8 or (rows - 1) * tw + 8 > ld:
+        return tw
+    return 8
+
+
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def winograd4_input(x, pad, ty0, ty1, tw, ch0, ch1, out):
     """Tile rows ty0..ty1 of channels ch0..ch1 of x (c, h, w) -> out (36, c, (ty1-ty0)*tw):
@@ -1070,10 +1083,12 @@ def winograd4_input(x, pad, ty0, ty1, tw, ch0, ch1, out):
     outside the image, as the convolution's padding does (rows split by _phase_plane).
     """
     plane = np.empty((4 * (ty1 - ty0) + 2, 4, tw + 1), np.float32)
-    cols = np.empty((6, 4, tw + 1), np.float32)  # B^T applied down the columns of six plane rows
-    flat, flat_cols, dst = plane.reshape(-1), cols.reshape(-1), out.reshape(-1)
+    # B^T applied down the columns of six plane rows (and a vector's room past them: _short_run)
+    flat_cols = np.empty(24 * (tw + 1) + 8, np.float32)
+    flat, dst = plane.reshape(-1), out.reshape(-1)
     line, part = 4 * (tw + 1), tw + 1  # floats in a plane row, in one phase of it
     c, t_all = out.shape[1], out.shape[2]
+    run = _short_run(tw, ty1 - ty0, t_all)
     for ch in range(ch0, ch1):
         _phase_plane(x, ch, pad, 4 * ty0 - pad, plane)
         for ty in range(ty0, ty1):
@@ -1086,8 +1101,8 @@ def winograd4_input(x, pad, ty0, ty1, tw, ch0, ch1, out):
                 p = i * line  # phases 0..3 of column-pass row i; 4, 5: phases 0, 1 a tile on
                 o = (6 * i * c + ch) * t_all + k0  # element 6i of this tile row, then 6i+1..
                 e = c * t_all
-                _bt6_rows(tw, flat_cols, (p, p + part, p + 2 * part, p + 3 * part, p + 1,
-                                          p + part + 1),
+                _bt6_rows(run, flat_cols, (p, p + part, p + 2 * part, p + 3 * part, p + 1,
+                                           p + part + 1),
                           dst, (o, o + e, o + 2 * e, o + 3 * e, o + 4 * e, o + 5 * e))  # fmt: skip
 
 
@@ -1101,9 +1116,11 @@ def _output_4x4(m, ty0, ty1, tw, f0, f1, out, side):
     of short ones per tile row, which the prefetchers follow (2x faster)."""
     _, out_h, out_w = out.shape
     t_all = (ty1 - ty0) * tw
-    half = np.empty((4 * side, t_all), np.float32)  # A^T down the columns: [side a + j]
-    rows = np.empty((4, 4, tw), np.float32)  # [a, b, t]: output row a, column 4t + b
-    flat_m, flat_half, flat_rows = m.reshape(-1), half.reshape(-1), rows.reshape(-1)
+    # A^T down the columns: [side a + j] (and a vector's room past them: _short_run)
+    flat_half = np.empty(4 * side * t_all + 8, np.float32)
+    run = max(tw, 8)  # the runs of rows: 8 floats apart at least, the tiles past tw not used
+    rows = np.empty((4, 4, run), np.float32)  # [a, b, t]: output row a, column 4t + b
+    flat_m, flat_rows = m.reshape(-1), rows.reshape(-1)
     flat_out = out.reshape(-1)
     fm, tm = m.shape[1], m.shape[2]
     step = fm * tm  # floats from one element to the next
@@ -1123,13 +1140,13 @@ def _output_4x4(m, ty0, ty1, tw, f0, f1, out, side):
             k0 = (ty - ty0) * tw
             for a in range(min(4, out_h - 4 * ty)):  # output row a of every tile
                 h = side * a * t_all + k0
-                to = (4 * a * tw, (4 * a + 1) * tw, (4 * a + 2) * tw, (4 * a + 3) * tw)
+                to = (4 * a * run, (4 * a + 1) * run, (4 * a + 2) * run, (4 * a + 3) * run)
                 if side == 6:
-                    _at6_rows(tw, flat_half, (h, h + t_all, h + 2 * t_all, h + 3 * t_all,
-                                              h + 4 * t_all, h + 5 * t_all), flat_rows, to)  # fmt: skip
+                    _at6_rows(run, flat_half, (h, h + t_all, h + 2 * t_all, h + 3 * t_all,
+                                               h + 4 * t_all, h + 5 * t_all), flat_rows, to)  # fmt: skip
                 else:
-                    _at5f_rows(tw, flat_half, (h, h + t_all, h + 2 * t_all, h + 3 * t_all,
-                                               h + 4 * t_all), flat_rows, to)  # fmt: skip
+                    _at5f_rows(run, flat_half, (h, h + t_all, h + 2 * t_all, h + 3 * t_all,
+                                                h + 4 * t_all), flat_rows, to)  # fmt: skip
                 _join4(whole, flat_rows, to, flat_out, (f * out_h + 4 * ty + a) * out_w)
                 dst = out[f, 4 * ty + a]
                 for j in range(4 * whole, out_w):
@@ -1768,55 +1785,57 @@ def _ccall(typingctx, addr, args):
     return sig, codegen
 
 
-# The transforms' V and M rows are ld floats long (kernels.tile_row_floats of the step's tiles):
-# the kernels take the row length from the array's last axis and fill its first tiles only.
-def _c_in4(xp, c, h, w, pad, ty0, ty1, tw, ch0, ch1, vp, ld):
+# The transforms' V and M are (elements, rows, ld): ld floats a row (tile_row_floats of the
+# step's tiles), and rows >= the channels or filters (element_rows); the kernels take both from
+# the array's shape and fill the first tiles of the first rows only.
+def _c_in4(xp, c, h, w, pad, ty0, ty1, tw, ch0, ch1, vp, rows, ld):
     winograd4_input(carray(_f32p(xp), (c, h, w)), pad, ty0, ty1, tw, ch0, ch1,
-                    carray(_f32p(vp), (36, c, ld)))  # fmt: skip
+                    carray(_f32p(vp), (36, rows, ld)))  # fmt: skip
 
 
-def _c_in2(xp, c, h, w, pad, ty0, ty1, tw, ch0, ch1, vp, ld):
+def _c_in2(xp, c, h, w, pad, ty0, ty1, tw, ch0, ch1, vp, rows, ld):
     winograd_input(carray(_f32p(xp), (c, h, w)), pad, ty0, ty1, tw, ch0, ch1,
-                   carray(_f32p(vp), (16, c, ld)))  # fmt: skip
+                   carray(_f32p(vp), (16, rows, ld)))  # fmt: skip
 
 
-def _c_in_s2(xp, c, h, w, pad, ty0, ty1, tw, ch0, ch1, vp, ld):
+def _c_in_s2(xp, c, h, w, pad, ty0, ty1, tw, ch0, ch1, vp, rows, ld):
     winograd_s2_input(carray(_f32p(xp), (c, h, w)), pad, ty0, ty1, tw, ch0, ch1,
-                      carray(_f32p(vp), (25, c, ld)))  # fmt: skip
+                      carray(_f32p(vp), (25, rows, ld)))  # fmt: skip
 
 
-def _c_in_s2f4(xp, c, h, w, pad, ty0, ty1, tw, ch0, ch1, vp, ld):
+def _c_in_s2f4(xp, c, h, w, pad, ty0, ty1, tw, ch0, ch1, vp, rows, ld):
     winograd_s2f4_input(carray(_f32p(xp), (c, h, w)), pad, ty0, ty1, tw, ch0, ch1,
-                        carray(_f32p(vp), (25, 4 * c, ld)))  # fmt: skip
+                        carray(_f32p(vp), (25, rows, ld)))  # fmt: skip
 
 
-def _c_out_s2f4(mp, ld, ty0, ty1, tw, f0, f1, yp, n, out_h, out_w):
-    winograd_s2f4_output(carray(_f32p(mp), (25, f1 - f0, ld)), ty0, ty1, tw, f0, f1,
+def _c_out_s2f4(mp, rows, ld, ty0, ty1, tw, f0, f1, yp, n, out_h, out_w):
+    winograd_s2f4_output(carray(_f32p(mp), (25, rows, ld)), ty0, ty1, tw, f0, f1,
                          carray(_f32p(yp), (n, out_h, out_w)))  # fmt: skip
 
 
-def _c_out4(mp, ld, ty0, ty1, tw, f0, f1, yp, n, out_h, out_w):
-    winograd4_output(carray(_f32p(mp), (36, f1 - f0, ld)), ty0, ty1, tw, f0, f1,
+def _c_out4(mp, rows, ld, ty0, ty1, tw, f0, f1, yp, n, out_h, out_w):
+    winograd4_output(carray(_f32p(mp), (36, rows, ld)), ty0, ty1, tw, f0, f1,
                      carray(_f32p(yp), (n, out_h, out_w)))  # fmt: skip
 
 
-def _c_out2(mp, ld, ty0, ty1, tw, f0, f1, yp, n, out_h, out_w):
-    winograd_output(carray(_f32p(mp), (16, f1 - f0, ld)), ty0, ty1, tw, f0, f1,
+def _c_out2(mp, rows, ld, ty0, ty1, tw, f0, f1, yp, n, out_h, out_w):
+    winograd_output(carray(_f32p(mp), (16, rows, ld)), ty0, ty1, tw, f0, f1,
                     carray(_f32p(yp), (n, out_h, out_w)))  # fmt: skip
 
 
-def _c_out_s2(mp, ld, ty0, ty1, tw, f0, f1, yp, n, out_h, out_w):
-    winograd_s2_output(carray(_f32p(mp), (25, f1 - f0, ld)), ty0, ty1, tw, f0, f1,
+def _c_out_s2(mp, rows, ld, ty0, ty1, tw, f0, f1, yp, n, out_h, out_w):
+    winograd_s2_output(carray(_f32p(mp), (25, rows, ld)), ty0, ty1, tw, f0, f1,
                        carray(_f32p(yp), (n, out_h, out_w)))  # fmt: skip
 
 
-def _c_gemm_tiles(up, a, blocks, c, b0, b1, vp, ldv, t, mp, ldm, rows, sp, floats):
-    """m (a, rows, t) = U's blocks b0..b1 (of up: (a, blocks, c, 6)) @ v (a, c, t), the rows
-    of v and m ldv and ldm floats apart (the views' last rows reach past t columns, which are
-    not read). A 1x1 layer's product is the case a = 1."""
+def _c_gemm_tiles(up, a, blocks, c, b0, b1, vp, vrows, ldv, t, mp, mrows, ldm, rows, sp,
+                  floats):  # fmt: skip
+    """m[:, :rows, :t] = U's blocks b0..b1 (of up: (a, blocks, c, 6)) @ v[:, :c, :t], v
+    (a, vrows, ldv) and m (a, mrows, ldm) (their rows reach past t columns, which are not read;
+    their elements may have rows past c and `rows`). A 1x1 layer's product is the case a = 1."""
     u = carray(_f32p(up), (a, blocks, c, GEMM_MR))
-    v = carray(_f32p(vp), (a, c, ldv))[:, :, :t]
-    m = carray(_f32p(mp), (a, rows, ldm))[:, :, :t]
+    v = carray(_f32p(vp), (a, vrows, ldv))[:, :c, :t]
+    m = carray(_f32p(mp), (a, mrows, ldm))[:, :rows, :t]
     gemm_tiles(u[:, b0:b1], v, m, carray(_f32p(sp), (floats,)))
 
 
@@ -1872,11 +1891,31 @@ def _at(a):
 # load crosses cache lines. (256 x 256) @ (256 x 49) for each of 36 elements on one core: 75 ->
 # 83-87 GFLOP/s; (256 x 384) @ (384 x 49): 76 -> 83-88. 2 threads, same process, alternating
 # (150 forwards each; with the arena aligned too): yolov4-tiny's layer sums 25.59 -> 25.27 ms,
-# yolov3-tiny's 19.36 -> 19.00; a few 52x52 layers ran 3-6% slower, unexplained.
+# yolov3-tiny's 19.36 -> 19.00. Its 52x52 layers ran 3-6% slower: their elements became a
+# multiple of 128 floats (element_rows). With element_rows and _short_run, yolov4-tiny's
+# forward 24.62 -> 23.20 ms (120 each).
 @njit(cache=True, inline="always")
-def tile_row_floats(t):
-    """Floats in a row of V or M holding t tiles."""
-    return (t + 7) // 8 * 8
+def tile_row_floats(t, tw):
+    """Floats in a row of V or M holding t tiles, tw a tile row: room for a last tile row's
+    run of 8 (_short_run) where tw < 8; not a multiple of 128 (element_rows)."""
+    ld = (max(t, t - tw + 8) + 7) // 8 * 8
+    return ld + 8 if ld % 128 == 0 else ld
+
+
+# The transforms write and read the rows of all of a tile's elements at once (6 of 36 per pass of
+# F(4x4)'s), one element's rows c * ld floats from the next; where that is a multiple of 128
+# floats (c a multiple of 128, ld of 8: most layers), those rows fall in the same few sets of
+# the L1 cache and evict each other. An element with a row or two more than c spreads them.
+# One core, F(4x4) input / output transform: 13x13x512 648 -> 427 / 273 -> 166 us, 26x26x256
+# 547 -> 360 / 279 -> 198, 32x32x256 576 -> 411 / 185 -> 164; 104x104x64 the same.
+@njit(cache=True, inline="always")
+def element_rows(rows, ld):
+    """Rows of an element of V or M of rows channels or filters and rows of ld floats: rows,
+    or the next count whose element is not a multiple of 128 floats (ld is not one)."""
+    r = rows
+    while (r * ld) % 128 == 0:
+        r += 1
+    return r
 
 
 @njit(cache=True, nogil=True)
@@ -1901,7 +1940,8 @@ def winograd_job(st, slot, mode, calls, a, depth, tile, x, pad, th, tw, step, up
     sp = _at(scratch) + 4 * slot * floats
     ap = _at(act) + 4 * slot * ACT_SCRATCH
     every = th * tw
-    ld_every = tile_row_floats(every)
+    ld_every = tile_row_floats(every, tw)
+    vr_every = element_rows(depth, ld_every)
     done = 0
     while True:
         i = job_claim(st)
@@ -1910,13 +1950,14 @@ def winograd_job(st, slot, mode, calls, a, depth, tile, x, pad, th, tw, step, up
                 return done
             ty0, ty1, f0, f1 = steps[i, 0], steps[i, 1], steps[i, 2], steps[i, 3]
             t = (ty1 - ty0) * tw
-            ld = tile_row_floats(t)
+            ld = tile_row_floats(t, tw)
+            vr, mr = element_rows(depth, ld), element_rows(f1 - f0, ld)
             vp = wsp + 4 * slot * per_slot
-            mp = vp + 4 * a * depth * ld
-            _ccall(fin, (xp, c, h, w, pad, ty0, ty1, tw, 0, c, vp, ld))
-            _ccall(fgemm, (upp, a, blocks, depth, f0 // GEMM_MR, -(-f1 // GEMM_MR), vp, ld, t, mp,
-                           ld, f1 - f0, sp, floats))  # fmt: skip
-            _ccall(fout, (mp, ld, ty0, ty1, tw, f0, f1, yp, n, out_h, out_w))
+            mp = vp + 4 * a * vr * ld
+            _ccall(fin, (xp, c, h, w, pad, ty0, ty1, tw, 0, c, vp, vr, ld))
+            _ccall(fgemm, (upp, a, blocks, depth, f0 // GEMM_MR, -(-f1 // GEMM_MR), vp, vr, ld,
+                           t, mp, mr, ld, f1 - f0, sp, floats))  # fmt: skip
+            _ccall(fout, (mp, mr, ld, ty0, ty1, tw, f0, f1, yp, n, out_h, out_w))
             lo, hi = tile * ty0 * out_w, min(out_h, tile * ty1) * out_w
             _ccall(fact, (yp + 4 * f0 * out_h * out_w, f1 - f0, out_h * out_w, bp + 4 * f0, code,
                           lo, hi, ap))  # fmt: skip
@@ -1924,16 +1965,18 @@ def winograd_job(st, slot, mode, calls, a, depth, tile, x, pad, th, tw, step, up
             ch0 = i * step
             if ch0 >= c:
                 return done
-            _ccall(fin, (xp, c, h, w, pad, 0, th, tw, ch0, min(c, ch0 + step), wsp, ld_every))
+            _ccall(fin, (xp, c, h, w, pad, 0, th, tw, ch0, min(c, ch0 + step), wsp, vr_every,
+                         ld_every))  # fmt: skip
         else:
             f0 = i * step
             if f0 >= n:
                 return done
             f1 = min(n, f0 + step)
-            mp = wsp + 4 * a * (depth + f0) * ld_every
-            _ccall(fgemm, (upp, a, blocks, depth, f0 // GEMM_MR, -(-f1 // GEMM_MR), wsp, ld_every,
-                           every, mp, ld_every, f1 - f0, sp, floats))  # fmt: skip
-            _ccall(fout, (mp, ld_every, 0, th, tw, f0, f1, yp, n, out_h, out_w))
+            mr = element_rows(step, ld_every)  # each step's M after V, a * mr * ld floats
+            mp = wsp + 4 * a * (vr_every + i * mr) * ld_every
+            _ccall(fgemm, (upp, a, blocks, depth, f0 // GEMM_MR, -(-f1 // GEMM_MR), wsp, vr_every,
+                           ld_every, every, mp, mr, ld_every, f1 - f0, sp, floats))  # fmt: skip
+            _ccall(fout, (mp, mr, ld_every, 0, th, tw, f0, f1, yp, n, out_h, out_w))
             _ccall(fact, (yp + 4 * f0 * out_h * out_w, f1 - f0, out_h * out_w, bp + 4 * f0, code,
                           0, out_h * out_w, ap))  # fmt: skip
         done += 1
@@ -2003,8 +2046,8 @@ def conv1x1_job(st, slot, calls, ap, x, y, cols, fstep, chunk, bias, code, act, 
                 src, dst = x[k, s0:s1], bt[k * ld : k * ld + s1 - s0]
                 for j in range(s1 - s0):
                     dst[j] = src[j]
-            _ccall(fgemm, (app, 1, blocks, c, f0 // GEMM_MR, -(-f1 // GEMM_MR), btp, ld, s1 - s0,
-                           yp + 4 * (f0 * hw + s0), hw, f1 - f0, sp, floats))  # fmt: skip
+            _ccall(fgemm, (app, 1, blocks, c, f0 // GEMM_MR, -(-f1 // GEMM_MR), btp, c, ld,
+                           s1 - s0, yp + 4 * (f0 * hw + s0), f1 - f0, hw, f1 - f0, sp, floats))  # fmt: skip
         _ccall(fact, (yp + 4 * f0 * hw, f1 - f0, hw, bp + 4 * f0, code, lo, hi, acp))
         done += 1
 

@@ -95,6 +95,12 @@ def _rows_per_step(total: int, per_row: int, slots: int) -> int:
     return max(1, -(-total // steps))
 
 
+def _filter_step(n: int, slots: int) -> int:
+    """Filters per step of a small map's Winograd products: one part per thread, whole GEMM
+    blocks."""
+    return -(-n // slots // gemm.MR) * gemm.MR
+
+
 def _tile_rows_per_step(th: int, tw: int, per_row: int, slots: int) -> int:
     """Winograd tile rows per pool step: about CHUNK_FLOATS of workspace but >= MIN_TILES tiles
     (the GEMMs' width), in a multiple of `slots` steps where there are more steps than slots:
@@ -837,12 +843,17 @@ class Convolutional(Layer):
         side, depth = self._winograd_kernels(tile)[0], self._winograd_depth(tile)
         per_row = side * side * (depth + out[0]) * tw  # transformed input, GEMM output
         rows = _tile_rows_per_step(th, tw, per_row, slots)
-        ld = kernels.tile_row_floats
+        floats, element = kernels.tile_row_floats, kernels.element_rows
         if -(-th // rows) < slots and out[0] >= 32 * slots:
-            return None, side * side * (depth + out[0]) * ld(th * tw)
+            ld = floats(th * tw, tw)
+            fstep = _filter_step(out[0], slots)  # V, then each filter step's M
+            per_filters = element(fstep, ld) * -(-out[0] // fstep)
+            return None, side * side * (element(depth, ld) + per_filters) * ld
         steps = _tile_steps(th, tw, out[0], rows, slots)
-        per_slot = max(side * side * (depth + f1 - f0) * ld((ty1 - ty0) * tw)
-                       for ty0, ty1, f0, f1 in steps.tolist())  # fmt: skip
+        per_slot = 0
+        for ty0, ty1, f0, f1 in steps.tolist():
+            ld = floats((ty1 - ty0) * tw, tw)
+            per_slot = max(per_slot, side * side * (element(depth, ld) + element(f1 - f0, ld)) * ld)
         return steps, -(-per_slot // 16) * 16  # each thread's part 64-byte aligned
 
     def jit_jobs(self, out: Shape) -> bool:
@@ -880,11 +891,12 @@ class Convolutional(Layer):
             def by_rows(i, slot):
                 ty0, ty1, f0, f1 = (int(v) for v in steps[i])
                 t = (ty1 - ty0) * tw
-                ld, base = kernels.tile_row_floats(t), slot * per_slot
-                v = ws[base : base + a * c * ld].reshape(a, c, ld)
-                m = ws[base + a * c * ld : base + a * (c + f1 - f0) * ld].reshape(a, f1 - f0, ld)
+                ld, base = kernels.tile_row_floats(t, tw), slot * per_slot
+                vr, mr = kernels.element_rows(c, ld), kernels.element_rows(f1 - f0, ld)
+                v = ws[base : base + a * vr * ld].reshape(a, vr, ld)
+                m = ws[base + a * vr * ld : base + a * (vr + mr) * ld].reshape(a, mr, ld)
                 transform_input(x[b], pad, ty0, ty1, tw, 0, channels, v)
-                gemm.gemm_tiles(gemm.filters(u, f0, f1), v[:, :, :t], m[:, :, :t],
+                gemm.gemm_tiles(gemm.filters(u, f0, f1), v[:, :c, :t], m[:, : f1 - f0, :t],
                                 gemm_scratch(c))  # fmt: skip
                 transform_output(m, ty0, ty1, tw, f0, f1, out[b])
                 kernels.bias_activate(y[f0:f1], self.biases[f0:f1], act, tile * ty0 * out_w,
@@ -895,16 +907,18 @@ class Convolutional(Layer):
                 continue
             # small maps: the whole map's input transform split by channels, then the filters
             t = th * tw
-            ld = kernels.tile_row_floats(t)
-            v = ws[: a * c * ld].reshape(a, c, ld)
+            ld = kernels.tile_row_floats(t, tw)
+            vr = kernels.element_rows(c, ld)
+            v = ws[: a * vr * ld].reshape(a, vr, ld)
             in_steps(channels, lambda c0, c1: transform_input(x[b], pad, 0, th, tw, c0, c1, v), 1)
-            fstep = -(-n // pool.size // gemm.MR) * gemm.MR  # one part per thread, whole blocks
+            fstep = _filter_step(n, pool.size)
+            mr = kernels.element_rows(fstep, ld)
 
             def by_filters(i, slot):
                 f0, f1 = i * fstep, min(n, (i + 1) * fstep)
-                start = a * c * ld + a * f0 * ld
-                m = ws[start : start + a * (f1 - f0) * ld].reshape(a, f1 - f0, ld)
-                gemm.gemm_tiles(gemm.filters(u, f0, f1), v[:, :, :t], m[:, :, :t],
+                start = a * (vr + i * mr) * ld
+                m = ws[start : start + a * mr * ld].reshape(a, mr, ld)
+                gemm.gemm_tiles(gemm.filters(u, f0, f1), v[:, :c, :t], m[:, : f1 - f0, :t],
                                 gemm_scratch(c))  # fmt: skip
                 transform_output(m, 0, th, tw, f0, f1, out[b])
                 kernels.bias_activate(y[f0:f1], self.biases[f0:f1], act, 0, out_h * out_w,
@@ -935,7 +949,7 @@ class Convolutional(Layer):
                 continue
             per = -(-c // pool.size)  # as in_steps(c, ..., 1)
             pool.run_jit(job, -(-c // per), 1, calls, *common, per, *tail)
-            fstep = -(-n // pool.size // gemm.MR) * gemm.MR
+            fstep = _filter_step(n, pool.size)
             pool.run_jit(job, -(-n // fstep), 2, calls, *common, fstep, *tail)
         return out
 

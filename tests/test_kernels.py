@@ -1041,3 +1041,14 @@ def test_cache_dir_respects_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert threads.cache_dir() == tmp_path / "home" / ".cache" / "pydarknet" / "numba"
+
+
+def test_winograd_rows_are_vectors_with_room_and_elements_spread_over_the_cache():
+    for t, tw in itertools.product(range(1, 700, 7), (1, 3, 4, 7, 8, 13, 26, 32)):
+        ld = kernels.tile_row_floats(t, tw)
+        assert ld >= t and ld % 8 == 0 and ld % 128 != 0
+        if tw < 8 and t % tw == 0:  # a last tile row's run of 8 fits (kernels._short_run)
+            assert t - tw + 8 <= ld
+        for rows in (1, 6, 64, 128, 255, 256, 512, 1024):
+            r = kernels.element_rows(rows, ld)
+            assert rows <= r < rows + 16 and (r * ld) % 128 != 0
