@@ -1036,7 +1036,7 @@ class MaxPool(Layer):
 
     @staticmethod
     def jit_jobs() -> bool:
-        """Whether the channels' steps run as one compiled pool job (kernels.maxpool_job), not
+        """Whether the channels' steps run as one compiled pool job (kernels.maxpool_*job), not
         as Python steps, which on 2 threads ran slower than one thread (yolov4-tiny's
         104x104x128 pool: 0.32 against 0.26 ms). 2 threads, same process, alternating (120
         forwards each): that pool 0.29 -> 0.20 ms, its 52x52 and 26x26 ones 0.16 -> 0.13 and
@@ -1051,22 +1051,28 @@ class MaxPool(Layer):
             pad = size - 1
         c, h, w = x.shape[1:]
         out_h, out_w = out.shape[2:]
-        small = self.stride_x == self.stride_y == 1 and size > 2 and out_h * w <= kernels.POOL_PLANE
+        small = (self.stride_x == self.stride_y == 1 and size > 2
+                 and out_h * w <= kernels.POOL_PLANE)  # fmt: skip
         even = not small and self.even_pairs(x.shape[1:])
         if self.jit_jobs() and all(a.flags.c_contiguous for b in range(x.shape[0])
                                    for a in (x[b], out[b])):  # fmt: skip
-            kind, need = 2, w  # maxpool's scratch: a row
-            if even:
-                kind, need = 0, kernels.pool_pairs(h, w)
-            elif small:
-                kind, need = 1, 2 * out_h * w + out_w * out_h
             pool = threads.pool()
             per = max(1, -(-c // (2 * pool.size)))  # as in_steps(c, ..., 2)
-            scratch = np.empty((pool.size, need), np.float32)
+            steps, sy, sx = -(-c // per), self.stride_y, self.stride_x
             for b in range(x.shape[0]):
-                pool.run_jit(kernels.maxpool_job, -(-c // per), kind, x[b],
-                             x[b].reshape(c, h * w), size, self.stride_y, self.stride_x, pad,
-                             out[b], out[b].reshape(c, out_h * out_w), per, scratch)  # fmt: skip
+                flat = x[b].reshape(c, h * w)
+                if even:
+                    scratch = np.empty((pool.size, kernels.pool_pairs(h, w)), np.float32)
+                    pool.run_jit(kernels.maxpool_2x2_job, steps, flat, h, w,
+                                 out[b].reshape(c, out_h * out_w), per, scratch)  # fmt: skip
+                elif small:
+                    scratch = np.empty((pool.size, 2 * out_h * w + out_w * out_h), np.float32)
+                    pool.run_jit(kernels.maxpool_small_job, steps, flat, h, w, size, pad, out[b],
+                                 per, scratch)  # fmt: skip
+                else:
+                    scratch = np.empty((pool.size, w), np.float32)  # a row
+                    pool.run_jit(kernels.maxpool_job, steps, x[b], size, sy, sx, pad, out[b], per,
+                                 scratch)  # fmt: skip
             return out
         if small:
             planes = 2 * out_h * w + out_w * out_h

@@ -106,8 +106,8 @@ def _two_processes(tmp_path, cfg_text: str, child: str,
 _ACTIVATING = "conv1x1_job" if gemm.PACKED else "bias_activate"
 # TINY's first layer (3 channels): without im2col where the packed GEMM's kernels are in use
 _FIRST = "conv3x3_job" if gemm.PACKED else "im2col_rows"
-# a maxpool's steps: one compiled pool job with the JIT on (its kernels inlined in it)
-_POOL = "maxpool_job" if pydarknet.layers.MaxPool.jit_jobs() else "maxpool_2x2_even"
+# a 2x2/2 maxpool's steps: one compiled pool job with the JIT on
+_POOL = "maxpool_2x2_job" if pydarknet.layers.MaxPool.jit_jobs() else "maxpool_2x2_even"
 
 
 def test_kernels_a_forward_used_are_preloaded_by_the_next_process(tmp_path):
