@@ -2095,6 +2095,38 @@ def maxpool_job(st, slot, x, size, stride_y, stride_x, pad, out, per, scratch):
         done += 1
 
 
+@njit(cache=True, nogil=True)
+def add_job(st, slot, a, b, out, per):
+    """out = a + b, (c, n) arrays `per` rows at a time, claimed as in winograd_job: a
+    [shortcut] of one input of the same shape, unweighted (blas.c shortcut_multilayer_cpu:
+    out = in, then out += from)."""
+    job_enter(st, slot)
+    c, n = out.shape
+    done = 0
+    while True:
+        r0 = job_claim(st) * per
+        if r0 >= c:
+            return done
+        for r in range(r0, min(c, r0 + per)):
+            ar, br, o = a[r], b[r], out[r]
+            for j in range(n):
+                o[j] = ar[j] + br[j]
+        done += 1
+
+
+@njit(cache=True, nogil=True)
+def upsample_job(st, slot, x, stride, scale, out, per):
+    """upsample over x's channels, `per` at a time, claimed as in winograd_job."""
+    job_enter(st, slot)
+    done = 0
+    while True:
+        c0 = job_claim(st) * per
+        if c0 >= x.shape[0]:
+            return done
+        upsample(x[c0 : c0 + per], stride, scale, out[c0 : c0 + per])
+        done += 1
+
+
 # --- image input ---
 @njit(cache=True, nogil=True, error_model="numpy")
 def resize_bgr(img, out, ix, dx, iy, dy, need, part, unit):

@@ -180,6 +180,12 @@ def _phase_weights(w: np.ndarray, pad: int) -> np.ndarray:
     return u.reshape(25, n, 4 * c).astype(np.float32)
 
 
+def compiled_jobs() -> bool:
+    """Whether the layers other than convolutions run their steps as compiled pool jobs
+    (threads.Pool.run_jit): the JIT on and JIT_JOBS."""
+    return JIT_JOBS and not numba.config.DISABLE_JIT
+
+
 def in_steps(total: int, run, per_thread: int = 4) -> None:
     """run(lo, hi) over ranges of 0..total (channels, kernels or pixels) on the pool's threads,
     `per_thread` steps per thread: with several, one started late still gets a share. The
@@ -1042,7 +1048,7 @@ class MaxPool(Layer):
         forwards each): that pool 0.29 -> 0.20 ms, its 52x52 and 26x26 ones 0.16 -> 0.13 and
         0.11 -> 0.09; yolov3-tiny's first two pools 0.51 -> 0.44 and 0.24 -> 0.18, its 13x13
         stride-1 one 0.18 -> 0.12; the forwards 1.1% and 2.0% faster."""
-        return JIT_JOBS and not numba.config.DISABLE_JIT
+        return compiled_jobs()
 
     def forward(self, x, outputs, out, ws):
         size, pad = self.size, self.padding
@@ -1223,11 +1229,34 @@ class Shortcut(Layer):
         # blas.c shortcut_multilayer_cpu: over the flat index, each input adds where it exists,
         # i.e. the first min(c, c_from) channels when channel counts differ.
         c = out.shape[1]
+        if self.jit_job():
+            src = outputs[self.inputs[0]]
+            parts = [a for b in range(x.shape[0]) for a in (x[b], src[b, :c], out[b])]
+            if src.shape[2:] == out.shape[2:] and src.shape[1] >= c and all(
+                    a.flags.c_contiguous for a in parts):  # fmt: skip
+                self._add_job(x, src, out)
+                return out
         if any(outputs[i].shape[2:] != out.shape[2:] for i in self.inputs):
             self._sum(x, outputs, out, 0, c)  # another w/h: its flat index crosses channels
         else:
             in_steps(c, lambda c0, c1: self._sum(x, outputs, out, c0, c1), 1)
         return out
+
+    def jit_job(self) -> bool:
+        """Whether the sum is one compiled pool job (kernels.add_job), where it is x plus one
+        input of the same shape, unweighted, linear (yolov3's, yolov4's and the Scaled-YOLOv4
+        models' shortcuts): as Python steps on 2 threads it ran slower than on one (yolov4-csp
+        at 512, the shortcuts' sum 5.3 ms on one thread, 6.3 on two)."""
+        return (compiled_jobs() and self.weights is None and len(self.inputs) == 1
+                and self.activation == kernels.LINEAR)  # fmt: skip
+
+    def _add_job(self, x, src, out) -> None:
+        c, hw = out.shape[1], out.shape[2] * out.shape[3]
+        pool = threads.pool()
+        per = max(1, -(-c // (2 * pool.size)))
+        for b in range(x.shape[0]):
+            pool.run_jit(kernels.add_job, -(-c // per), x[b].reshape(c, hw),
+                         src[b, :c].reshape(c, hw), out[b].reshape(c, hw), per)  # fmt: skip
 
     def _sum(self, x, outputs, out, c0, c1) -> None:
         """Channels c0..c1 of the sum and its activation: one pass over them while they are in
@@ -1308,7 +1337,13 @@ class Upsample(Layer):
         return (c, h // s, w // s)
 
     def forward(self, x, outputs, out, ws):
-        if self.stride > 0:
+        if self.stride > 0 and compiled_jobs():  # in steps of channels over the pool
+            pool, c = threads.pool(), x.shape[1]
+            per = max(1, -(-c // (2 * pool.size)))
+            for b in range(x.shape[0]):
+                pool.run_jit(kernels.upsample_job, -(-c // per), x[b], self.stride,
+                             np.float32(self.scale), out[b], per)  # fmt: skip
+        elif self.stride > 0:
             for b in range(x.shape[0]):
                 kernels.upsample(x[b], self.stride, np.float32(self.scale), out[b])
         else:

@@ -389,9 +389,10 @@ class Network:
             alone = ALONE_JIT_SECONDS if layer.jit_jobs() else ALONE_SECONDS
             return 2 * size * values < alone * OTHER_WORK_PER_SECOND
         if type(layer) is Upsample:  # one copy per value
-            return values < ALONE_SECONDS * OTHER_WORK_PER_SECOND
+            return values < ALONE_JIT_SECONDS * OTHER_WORK_PER_SECOND
         if type(layer) is Shortcut:  # one add per value and input
-            return values * len(layer.inputs) < ALONE_SECONDS * OTHER_WORK_PER_SECOND
+            alone = ALONE_JIT_SECONDS if layer.jit_job() else ALONE_SECONDS
+            return values * len(layer.inputs) < alone * OTHER_WORK_PER_SECOND
         return False  # not measured: the activations, blurs and poolings of the zoo split well
 
     def bytes_per_image(self, height: int, width: int) -> int:

@@ -174,3 +174,33 @@ def test_maxpool_jit_jobs_give_the_twins_numbers(tmp_path, monkeypatch, h, w, si
         np.testing.assert_array_equal(runs[1], want)
     finally:
         threads.set_num_threads(before)
+
+
+@pytest.mark.parametrize("from_channels", [37, 45])  # the same, and more (its first 37 added)
+def test_shortcut_and_upsample_jit_jobs_give_numpys_numbers(tmp_path, monkeypatch,
+                                                            from_channels):  # fmt: skip
+    """A batch of 2, 37 channels (steps that do not divide them evenly): x + the from-layer,
+    and nearest-neighbour x2, through compiled jobs and through Python steps."""
+    before = threads.num_threads()
+    threads.set_num_threads(2)
+    try:
+        cfg = tmp_path / "s.cfg"
+        cfg.write_text(f"[net]\nwidth=22\nheight=14\nchannels=3\n\n[convolutional]\n"
+                       f"filters={from_channels}\nsize=1\nactivation=linear\n\n"
+                       "[convolutional]\nfilters=37\nsize=1\nactivation=leaky\n\n"
+                       "[shortcut]\nfrom=-2\nactivation=linear\n\n[upsample]\nstride=2\n")  # fmt: skip
+        net = pydarknet.Network(cfg)
+        net.load_weights(net.save_random_weights(tmp_path / "s.weights"))
+        net.output_layers = [0, 1, 2, 3]
+        x = np.random.default_rng(from_channels).random((2, 3, 14, 22), dtype=np.float32)
+        runs = []
+        for jit in (True, False):
+            monkeypatch.setattr(pydarknet.layers, "JIT_JOBS", jit)
+            assert net.layers[2].jit_job() is jit
+            runs.append([a.copy() for a in net.forward(x, profile=[])])
+        for first, conv, total, up in runs:
+            assert first.shape[1] == from_channels and np.abs(total).max() > 0
+            np.testing.assert_array_equal(total, conv + first[:, :37])
+            np.testing.assert_array_equal(up, total.repeat(2, axis=2).repeat(2, axis=3))
+    finally:
+        threads.set_num_threads(before)

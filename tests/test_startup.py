@@ -108,6 +108,7 @@ _ACTIVATING = "conv1x1_job" if gemm.PACKED else "bias_activate"
 _FIRST = "conv3x3_job" if gemm.PACKED else "im2col_rows"
 # a 2x2/2 maxpool's steps: one compiled pool job with the JIT on
 _POOL = "maxpool_2x2_job" if pydarknet.layers.MaxPool.jit_jobs() else "maxpool_2x2_even"
+_UPSAMPLE = "upsample_job" if pydarknet.layers.compiled_jobs() else "upsample"
 
 
 def test_kernels_a_forward_used_are_preloaded_by_the_next_process(tmp_path):
@@ -293,7 +294,7 @@ def test_a_warm_one_image_detect_never_imports_numba_np_arrayobj(tmp_path):
     does not import numba.np.arrayobj (~26 ms of a cold start). The first run compiles them,
     which imports all of Numba."""
     runs, saved = _two_processes(tmp_path, _NO_ARRAYOBJ_CFG, _NO_ARRAYOBJ_CHILD, winograd=False)
-    assert {"im2col_rows", "bias_activate", _POOL, "upsample", "nms_class", "resize_bgr"} <= saved
+    assert {"im2col_rows", "bias_activate", _POOL, _UPSAMPLE, "nms_class", "resize_bgr"} <= saved
     (first, n1), (second, n2) = (out.split() for out in runs)
     assert first == "True" and second == "False" and n1 == n2 and int(n1) > 0
 
@@ -403,7 +404,7 @@ def test_preload_without_the_context_refresh_gives_the_same_outputs(tmp_path, ex
         winograd = {"winograd_job"}
     else:
         winograd = {"winograd4_input", "winograd_input"}
-    assert {_FIRST, _POOL, "upsample"} | winograd <= saved_set
+    assert {_FIRST, _POOL, _UPSAMPLE} | winograd <= saved_set
     # a JIT job's C kernels load with the refresh (a one-image detect's kernels, which have
     # none, take the fast path: test_a_warm_one_image_detect_never_imports_numba_np_arrayobj)
     c_kernels = any(name.startswith(threads.C_PREFIX) for name in saved_set)
