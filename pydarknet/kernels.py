@@ -2052,79 +2052,75 @@ def conv1x1_job(st, slot, calls, ap, x, y, cols, fstep, chunk, bias, code, act, 
         done += 1
 
 
-# A maxpool's channels, `per` at a time, claimed as in winograd_job, each thread with its row of
-# scratch as the kernel's; one job per kernel, so that a network compiles only the kernels its
-# pools use (one job for all three compiled each: yolov4-tiny's first-ever detect 12.8 -> 17.2 s).
+# Jobs over a layer's channels (or rows), `per` at a time, claimed as in winograd_job; each
+# thread passes its row of scratch to the kernel. One job per kernel, so that a network compiles
+# only the kernels its layers use (one job for the three maxpool kernels compiled all three:
+# yolov4-tiny's first-ever detect 12.8 -> 17.2 s).
+@njit(cache=True, inline="always")
+def _next_part(st, per, total):
+    """The start of the next `per` of `total` claimed from job state st, or -1: none left."""
+    c0 = job_claim(st) * per
+    return c0 if c0 < total else -1
+
+
 @njit(cache=True, nogil=True)
 def maxpool_2x2_job(st, slot, flat, h, w, out, per, scratch):
     """maxpool_2x2_even: flat (c, h*w) -> out (c, h/2 * w/2)."""
     job_enter(st, slot)
-    done = 0
-    while True:
-        c0 = job_claim(st) * per
-        if c0 >= flat.shape[0]:
-            return done
+    done, c0 = 0, _next_part(st, per, flat.shape[0])
+    while c0 >= 0:
         maxpool_2x2_even(flat[c0 : c0 + per], h, w, out[c0 : c0 + per], scratch[slot])
-        done += 1
+        done, c0 = done + 1, _next_part(st, per, flat.shape[0])
+    return done
 
 
 @njit(cache=True, nogil=True)
 def maxpool_small_job(st, slot, flat, h, w, size, pad, out, per, scratch):
     """maxpool_small: flat (c, h*w) -> out (c, out_h, out_w)."""
     job_enter(st, slot)
-    done = 0
-    while True:
-        c0 = job_claim(st) * per
-        if c0 >= flat.shape[0]:
-            return done
+    done, c0 = 0, _next_part(st, per, flat.shape[0])
+    while c0 >= 0:
         maxpool_small(flat[c0 : c0 + per], h, w, size, pad, out[c0 : c0 + per], scratch[slot])
-        done += 1
+        done, c0 = done + 1, _next_part(st, per, flat.shape[0])
+    return done
 
 
 @njit(cache=True, nogil=True)
 def maxpool_job(st, slot, x, size, stride_y, stride_x, pad, out, per, scratch):
     """maxpool: x (c, h, w) -> out (c, out_h, out_w)."""
     job_enter(st, slot)
-    done = 0
-    while True:
-        c0 = job_claim(st) * per
-        if c0 >= x.shape[0]:
-            return done
-        maxpool(x[c0 : c0 + per], size, stride_y, stride_x, pad, out[c0 : c0 + per],
-                scratch[slot])  # fmt: skip
-        done += 1
+    done, c0 = 0, _next_part(st, per, x.shape[0])
+    while c0 >= 0:
+        part = out[c0 : c0 + per]
+        maxpool(x[c0 : c0 + per], size, stride_y, stride_x, pad, part, scratch[slot])
+        done, c0 = done + 1, _next_part(st, per, x.shape[0])
+    return done
 
 
 @njit(cache=True, nogil=True)
 def add_job(st, slot, a, b, out, per):
-    """out = a + b, (c, n) arrays `per` rows at a time, claimed as in winograd_job: a
-    [shortcut] of one input of the same shape, unweighted (blas.c shortcut_multilayer_cpu:
-    out = in, then out += from)."""
+    """out = a + b, (c, n) arrays: a [shortcut] of one input of the same shape, unweighted
+    (blas.c shortcut_multilayer_cpu: out = in, then out += from)."""
     job_enter(st, slot)
-    c, n = out.shape
-    done = 0
-    while True:
-        r0 = job_claim(st) * per
-        if r0 >= c:
-            return done
-        for r in range(r0, min(c, r0 + per)):
+    done, r0 = 0, _next_part(st, per, out.shape[0])
+    while r0 >= 0:
+        for r in range(r0, min(out.shape[0], r0 + per)):
             ar, br, o = a[r], b[r], out[r]
-            for j in range(n):
+            for j in range(out.shape[1]):
                 o[j] = ar[j] + br[j]
-        done += 1
+        done, r0 = done + 1, _next_part(st, per, out.shape[0])
+    return done
 
 
 @njit(cache=True, nogil=True)
 def upsample_job(st, slot, x, stride, scale, out, per):
-    """upsample over x's channels, `per` at a time, claimed as in winograd_job."""
+    """upsample over x's channels."""
     job_enter(st, slot)
-    done = 0
-    while True:
-        c0 = job_claim(st) * per
-        if c0 >= x.shape[0]:
-            return done
+    done, c0 = 0, _next_part(st, per, x.shape[0])
+    while c0 >= 0:
         upsample(x[c0 : c0 + per], stride, scale, out[c0 : c0 + per])
-        done += 1
+        done, c0 = done + 1, _next_part(st, per, x.shape[0])
+    return done
 
 
 # --- image input ---
