@@ -1060,9 +1060,9 @@ class MaxPool(Layer):
         small = (self.stride_x == self.stride_y == 1 and size > 2
                  and out_h * w <= kernels.POOL_PLANE)  # fmt: skip
         even = not small and self.even_pairs(x.shape[1:])
-        if self.jit_jobs() and all(a.flags.c_contiguous for b in range(x.shape[0])
-                                   for a in (x[b], out[b])):  # fmt: skip
-            pool = threads.pool()
+        pool = threads.pool()  # of one (a layer run alone, a batch's image): no job to compile
+        if pool.size > 1 and self.jit_jobs() and all(
+                a.flags.c_contiguous for b in range(x.shape[0]) for a in (x[b], out[b])):  # fmt: skip
             per = max(1, -(-c // (2 * pool.size)))  # as in_steps(c, ..., 2)
             steps, sy, sx = -(-c // per), self.stride_y, self.stride_x
             for b in range(x.shape[0]):
@@ -1229,7 +1229,7 @@ class Shortcut(Layer):
         # blas.c shortcut_multilayer_cpu: over the flat index, each input adds where it exists,
         # i.e. the first min(c, c_from) channels when channel counts differ.
         c = out.shape[1]
-        if self.jit_job():
+        if self.jit_job() and threads.pool().size > 1:  # (a pool of one: no job to compile)
             src = outputs[self.inputs[0]]
             parts = [a for b in range(x.shape[0]) for a in (x[b], src[b, :c], out[b])]
             if src.shape[2:] == out.shape[2:] and src.shape[1] >= c and all(
@@ -1337,8 +1337,8 @@ class Upsample(Layer):
         return (c, h // s, w // s)
 
     def forward(self, x, outputs, out, ws):
-        if self.stride > 0 and compiled_jobs():  # in steps of channels over the pool
-            pool, c = threads.pool(), x.shape[1]
+        pool, c = threads.pool(), x.shape[1]
+        if self.stride > 0 and compiled_jobs() and pool.size > 1:  # steps of channels
             per = max(1, -(-c // (2 * pool.size)))
             for b in range(x.shape[0]):
                 pool.run_jit(kernels.upsample_job, -(-c // per), x[b], self.stride,

@@ -155,7 +155,7 @@ def test_spp_block_pools_the_smaller_pools_output(tmp_path):
 
 
 @pytest.mark.parametrize("jit", [False, True])
-def test_even_2x2_pool_into_part_of_a_batch_buffer(tmp_path, monkeypatch, jit):
+def test_even_2x2_pool_into_part_of_a_batch_buffer(tmp_path, monkeypatch, request, jit):
     """A 2x2/2 pool of an even map writing a channel range of a batch's buffer (as a
     concatenating [route] lends its inputs): the range is no contiguous array for 2 images,
     but each image's part is, and kernels.maxpool_2x2_even runs per image (in Python steps,
@@ -163,6 +163,9 @@ def test_even_2x2_pool_into_part_of_a_batch_buffer(tmp_path, monkeypatch, jit):
     general loop."""
     calls = []
     monkeypatch.setattr(pydarknet.layers, "JIT_JOBS", jit)
+    before = pydarknet.threads.num_threads()
+    pydarknet.threads.set_num_threads(2)  # (a pool of one runs the kernel without a job)
+    request.addfinalizer(lambda: pydarknet.threads.set_num_threads(before))
     if jit and pydarknet.layers.MaxPool.jit_jobs():
         job = kernels.maxpool_2x2_job
         monkeypatch.setattr(kernels, "maxpool_2x2_job", lambda *a: calls.append(1) or job(*a))

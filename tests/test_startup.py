@@ -106,16 +106,13 @@ def _two_processes(tmp_path, cfg_text: str, child: str,
 _ACTIVATING = "conv1x1_job" if gemm.PACKED else "bias_activate"
 # TINY's first layer (3 channels): without im2col where the packed GEMM's kernels are in use
 _FIRST = "conv3x3_job" if gemm.PACKED else "im2col_rows"
-# a 2x2/2 maxpool's steps: one compiled pool job with the JIT on
-_POOL = "maxpool_2x2_job" if pydarknet.layers.MaxPool.jit_jobs() else "maxpool_2x2_even"
-_UPSAMPLE = "upsample_job" if pydarknet.layers.compiled_jobs() else "upsample"
 
 
 def test_kernels_a_forward_used_are_preloaded_by_the_next_process(tmp_path):
     runs, saved = _two_processes(tmp_path, TINY, _PRELOAD_CHILD)
     (first, sum1), (second, sum2) = (out.split("\n")[:2] for out in runs)
     assert first == "[]"  # nothing saved yet: each kernel loads on its first call
-    assert {_FIRST, _POOL, _ACTIVATING} <= saved  # its 2x2/2 pool at 64x64
+    assert {_FIRST, "maxpool_2x2_even", _ACTIVATING} <= saved  # its 2x2/2 pool at 64x64
     assert second == str(sorted(saved))  # loaded before the forward asked for any
     assert sum1 == sum2
 
@@ -289,12 +286,13 @@ print("numba.np.arrayobj" in sys.modules, len(dets))
 
 
 def test_a_warm_one_image_detect_never_imports_numba_np_arrayobj(tmp_path):
-    """The kernels of a one-image detect (im2col, bias + leaky/mish/linear, the maxpool
+    """The kernels of a one-image detect (im2col, bias + leaky/mish/linear, two maxpool
     kernels, upsample, the resize, the NMS) allocate nothing, so loading them from the cache
     does not import numba.np.arrayobj (~26 ms of a cold start). The first run compiles them,
     which imports all of Numba."""
     runs, saved = _two_processes(tmp_path, _NO_ARRAYOBJ_CFG, _NO_ARRAYOBJ_CHILD, winograd=False)
-    assert {"im2col_rows", "bias_activate", _POOL, _UPSAMPLE, "nms_class", "resize_bgr"} <= saved
+    assert {"im2col_rows", "bias_activate", "maxpool_2x2_even", "maxpool_small", "upsample",
+            "nms_class", "resize_bgr"} <= saved  # fmt: skip
     (first, n1), (second, n2) = (out.split() for out in runs)
     assert first == "True" and second == "False" and n1 == n2 and int(n1) > 0
 
@@ -404,7 +402,7 @@ def test_preload_without_the_context_refresh_gives_the_same_outputs(tmp_path, ex
         winograd = {"winograd_job"}
     else:
         winograd = {"winograd4_input", "winograd_input"}
-    assert {_FIRST, _POOL, _UPSAMPLE} | winograd <= saved_set
+    assert {_FIRST, "maxpool_2x2_even", "upsample"} | winograd <= saved_set
     # a JIT job's C kernels load with the refresh (a one-image detect's kernels, which have
     # none, take the fast path: test_a_warm_one_image_detect_never_imports_numba_np_arrayobj)
     c_kernels = any(name.startswith(threads.C_PREFIX) for name in saved_set)
