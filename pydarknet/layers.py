@@ -1040,6 +1040,8 @@ class MaxPool(Layer):
             raise self.error("size", f"window {self.size} does not fit a {h}x{w} input")
         return (c, out_h, out_w)
 
+    use_jobs = True  # Network.winograd: False keeps to Python steps, compiling no job
+
     @staticmethod
     def jit_jobs() -> bool:
         """Whether the channels' steps run as one compiled pool job (kernels.maxpool_*job), not
@@ -1061,7 +1063,7 @@ class MaxPool(Layer):
                  and out_h * w <= kernels.POOL_PLANE)  # fmt: skip
         even = not small and self.even_pairs(x.shape[1:])
         pool = threads.pool()  # of one (a layer run alone, a batch's image): no job to compile
-        if pool.size > 1 and self.jit_jobs() and all(
+        if pool.size > 1 and self.use_jobs and self.jit_jobs() and all(
                 a.flags.c_contiguous for b in range(x.shape[0]) for a in (x[b], out[b])):  # fmt: skip
             per = max(1, -(-c // (2 * pool.size)))  # as in_steps(c, ..., 2)
             steps, sy, sx = -(-c // per), self.stride_y, self.stride_x
@@ -1242,13 +1244,15 @@ class Shortcut(Layer):
             in_steps(c, lambda c0, c1: self._sum(x, outputs, out, c0, c1), 1)
         return out
 
+    use_jobs = True  # Network.winograd: False keeps to Python steps, compiling no job
+
     def jit_job(self) -> bool:
         """Whether the sum is one compiled pool job (kernels.add_job), where it is x plus one
         input of the same shape, unweighted, linear (yolov3's, yolov4's and the Scaled-YOLOv4
         models' shortcuts): as Python steps on 2 threads it ran slower than on one (yolov4-csp
         at 512, the shortcuts' sum 5.3 ms on one thread, 6.3 on two)."""
-        return (compiled_jobs() and self.weights is None and len(self.inputs) == 1
-                and self.activation == kernels.LINEAR)  # fmt: skip
+        return (compiled_jobs() and self.use_jobs and self.weights is None
+                and len(self.inputs) == 1 and self.activation == kernels.LINEAR)  # fmt: skip
 
     def _add_job(self, x, src, out) -> None:
         c, hw = out.shape[1], out.shape[2] * out.shape[3]
@@ -1314,6 +1318,7 @@ class Upsample(Layer):
     """[upsample]: nearest-neighbour by stride; negative stride sums down (upsample_layer.c)."""
 
     KIND = "upsample"
+    use_jobs = True  # Network.winograd: False keeps to one call, compiling no job
     section: Section
     stride: int
     scale: float
@@ -1338,7 +1343,7 @@ class Upsample(Layer):
 
     def forward(self, x, outputs, out, ws):
         pool, c = threads.pool(), x.shape[1]
-        if self.stride > 0 and compiled_jobs() and pool.size > 1:  # steps of channels
+        if self.stride > 0 and compiled_jobs() and self.use_jobs and pool.size > 1:
             per = max(1, -(-c // (2 * pool.size)))
             for b in range(x.shape[0]):
                 pool.run_jit(kernels.upsample_job, -(-c // per), x[b], self.stride,

@@ -147,6 +147,8 @@ class Network:
         for layer in self.layers:
             if isinstance(layer, Convolutional):
                 layer.use_winograd = self._winograd
+            elif isinstance(layer, (MaxPool, Shortcut, Upsample)):
+                layer.use_jobs = self._winograd  # (their compiled jobs: more to compile)
         self._plans.clear()  # workspaces differ
 
     # -- weights -----------------------------------------------------------------------------
@@ -386,7 +388,7 @@ class Network:
             return layer.groups == 1 and flops < jobs * alone * CONV_FLOPS_PER_SECOND
         if type(layer) is MaxPool:  # kernels.maxpool is separable: 2 * size compares per value
             size = layer.window or layer.size  # an SPP pool pooling a smaller one's output
-            alone = ALONE_JIT_SECONDS if layer.jit_jobs() else ALONE_SECONDS
+            alone = ALONE_JIT_SECONDS if layer.use_jobs and layer.jit_jobs() else ALONE_SECONDS
             return 2 * size * values < alone * OTHER_WORK_PER_SECOND
         if type(layer) is Upsample:  # one copy per value
             return values < ALONE_JIT_SECONDS * OTHER_WORK_PER_SECOND
