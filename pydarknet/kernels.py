@@ -1307,7 +1307,7 @@ def winograd_s2f4_input(x, pad, ty0, ty1, tw, ch0, ch1, out):
                            flat, (d, d + line, d + 2 * line, d + 3 * line, d + 4 * line))  # fmt: skip
                 for i in range(5):
                     p = d + i * line
-                    for px in range(2):  # columns 2j + px: phases px, px + 2, .. of tile t, px of t + 1
+                    for px in range(2):  # columns 2j + px: phases px, px + 2, .., px of tile t + 1
                         o = (5 * i * depth + 4 * ch + 2 * py + px) * t_all + k0
                         _bt5f_rows(tw, flat, (p + px * part, p + (px + 2) * part,
                                               p + (px + 4) * part, p + (px + 6) * part,
@@ -1918,6 +1918,14 @@ def element_rows(rows, ld):
     return r
 
 
+@njit(cache=True, inline="always")
+def step_layout(t, tw, depth, filters):
+    """(ld, rows of a V element, rows of an M element) of a Winograd step of t tiles (tw a
+    tile row), products `depth` deep, of `filters` filters: V (elements, rows, ld), then M."""
+    ld = tile_row_floats(t, tw)
+    return ld, element_rows(depth, ld), element_rows(filters, ld)
+
+
 @njit(cache=True, nogil=True)
 def winograd_job(st, slot, mode, calls, a, depth, tile, x, pad, th, tw, step, up, ws, per_slot,
                  out, bias, code, act, scratch, steps):  # fmt: skip
@@ -1940,8 +1948,8 @@ def winograd_job(st, slot, mode, calls, a, depth, tile, x, pad, th, tw, step, up
     sp = _at(scratch) + 4 * slot * floats
     ap = _at(act) + 4 * slot * ACT_SCRATCH
     every = th * tw
-    ld_every = tile_row_floats(every, tw)
-    vr_every = element_rows(depth, ld_every)
+    # the whole map's V, and (mode 2: step is the filters per step) each step's M after it
+    ld_every, vr_every, mr_every = step_layout(every, tw, depth, step)
     done = 0
     while True:
         i = job_claim(st)
@@ -1950,8 +1958,7 @@ def winograd_job(st, slot, mode, calls, a, depth, tile, x, pad, th, tw, step, up
                 return done
             ty0, ty1, f0, f1 = steps[i, 0], steps[i, 1], steps[i, 2], steps[i, 3]
             t = (ty1 - ty0) * tw
-            ld = tile_row_floats(t, tw)
-            vr, mr = element_rows(depth, ld), element_rows(f1 - f0, ld)
+            ld, vr, mr = step_layout(t, tw, depth, f1 - f0)
             vp = wsp + 4 * slot * per_slot
             mp = vp + 4 * a * vr * ld
             _ccall(fin, (xp, c, h, w, pad, ty0, ty1, tw, 0, c, vp, vr, ld))
@@ -1972,11 +1979,10 @@ def winograd_job(st, slot, mode, calls, a, depth, tile, x, pad, th, tw, step, up
             if f0 >= n:
                 return done
             f1 = min(n, f0 + step)
-            mr = element_rows(step, ld_every)  # each step's M after V, a * mr * ld floats
-            mp = wsp + 4 * a * (vr_every + i * mr) * ld_every
+            mp = wsp + 4 * a * (vr_every + i * mr_every) * ld_every
             _ccall(fgemm, (upp, a, blocks, depth, f0 // GEMM_MR, -(-f1 // GEMM_MR), wsp, vr_every,
-                           ld_every, every, mp, mr, ld_every, f1 - f0, sp, floats))  # fmt: skip
-            _ccall(fout, (mp, mr, ld_every, 0, th, tw, f0, f1, yp, n, out_h, out_w))
+                           ld_every, every, mp, mr_every, ld_every, f1 - f0, sp, floats))  # fmt: skip
+            _ccall(fout, (mp, mr_every, ld_every, 0, th, tw, f0, f1, yp, n, out_h, out_w))
             _ccall(fact, (yp + 4 * f0 * out_h * out_w, f1 - f0, out_h * out_w, bp + 4 * f0, code,
                           0, out_h * out_w, ap))  # fmt: skip
         done += 1
@@ -2064,7 +2070,7 @@ def _next_part(st, per, total):
 
 
 @njit(cache=True, nogil=True)
-def maxpool_2x2_job(st, slot, flat, h, w, out, per, scratch):
+def maxpool_2x2_job(st, slot, per, flat, h, w, out, scratch):
     """maxpool_2x2_even: flat (c, h*w) -> out (c, h/2 * w/2)."""
     job_enter(st, slot)
     done, c0 = 0, _next_part(st, per, flat.shape[0])
@@ -2075,7 +2081,7 @@ def maxpool_2x2_job(st, slot, flat, h, w, out, per, scratch):
 
 
 @njit(cache=True, nogil=True)
-def maxpool_small_job(st, slot, flat, h, w, size, pad, out, per, scratch):
+def maxpool_small_job(st, slot, per, flat, h, w, size, pad, out, scratch):
     """maxpool_small: flat (c, h*w) -> out (c, out_h, out_w)."""
     job_enter(st, slot)
     done, c0 = 0, _next_part(st, per, flat.shape[0])
@@ -2086,7 +2092,7 @@ def maxpool_small_job(st, slot, flat, h, w, size, pad, out, per, scratch):
 
 
 @njit(cache=True, nogil=True)
-def maxpool_job(st, slot, x, size, stride_y, stride_x, pad, out, per, scratch):
+def maxpool_job(st, slot, per, x, size, stride_y, stride_x, pad, out, scratch):
     """maxpool: x (c, h, w) -> out (c, out_h, out_w)."""
     job_enter(st, slot)
     done, c0 = 0, _next_part(st, per, x.shape[0])
@@ -2098,7 +2104,7 @@ def maxpool_job(st, slot, x, size, stride_y, stride_x, pad, out, per, scratch):
 
 
 @njit(cache=True, nogil=True)
-def add_job(st, slot, a, b, out, per):
+def add_job(st, slot, per, a, b, out):
     """out = a + b, (c, n) arrays: a [shortcut] of one input of the same shape, unweighted
     (blas.c shortcut_multilayer_cpu: out = in, then out += from)."""
     job_enter(st, slot)
@@ -2113,7 +2119,7 @@ def add_job(st, slot, a, b, out, per):
 
 
 @njit(cache=True, nogil=True)
-def upsample_job(st, slot, x, stride, scale, out, per):
+def upsample_job(st, slot, per, x, stride, scale, out):
     """upsample over x's channels."""
     job_enter(st, slot)
     done, c0 = 0, _next_part(st, per, x.shape[0])

@@ -186,6 +186,22 @@ def compiled_jobs() -> bool:
     return JIT_JOBS and not numba.config.DISABLE_JIT
 
 
+def _channel_pool(layer: Layer) -> threads.Pool | None:
+    """The pool a maxpool's, shortcut's or upsample's compiled job splits its channels over,
+    or None: Python steps (no JIT, or Network.winograd = False), or a pool of one (a layer run
+    alone, a batch's image per thread), where the kernel is called directly and no job needs
+    compiling."""
+    pool = threads.pool()
+    return pool if pool.size > 1 and layer.use_jobs and compiled_jobs() else None
+
+
+def _run_channels(pool: threads.Pool, kernel, c: int, *args) -> None:
+    """kernel(state, slot, per, *args), a kernels.*_job over c channels (or rows), `per` a
+    step, two steps per thread (as in_steps(c, ..., 2))."""
+    per = max(1, -(-c // (2 * pool.size)))
+    pool.run_jit(kernel, -(-c // per), per, *args)
+
+
 def in_steps(total: int, run, per_thread: int = 4) -> None:
     """run(lo, hi) over ranges of 0..total (channels, kernels or pixels) on the pool's threads,
     `per_thread` steps per thread: with several, one started late still gets a share. The
@@ -849,17 +865,15 @@ class Convolutional(Layer):
         side, depth = self._winograd_kernels(tile)[0], self._winograd_depth(tile)
         per_row = side * side * (depth + out[0]) * tw  # transformed input, GEMM output
         rows = _tile_rows_per_step(th, tw, per_row, slots)
-        floats, element = kernels.tile_row_floats, kernels.element_rows
         if -(-th // rows) < slots and out[0] >= 32 * slots:
-            ld = floats(th * tw, tw)
             fstep = _filter_step(out[0], slots)  # V, then each filter step's M
-            per_filters = element(fstep, ld) * -(-out[0] // fstep)
-            return None, side * side * (element(depth, ld) + per_filters) * ld
+            ld, vr, mr = kernels.step_layout(th * tw, tw, depth, fstep)
+            return None, side * side * (vr + mr * -(-out[0] // fstep)) * ld
         steps = _tile_steps(th, tw, out[0], rows, slots)
         per_slot = 0
         for ty0, ty1, f0, f1 in steps.tolist():
-            ld = floats((ty1 - ty0) * tw, tw)
-            per_slot = max(per_slot, side * side * (element(depth, ld) + element(f1 - f0, ld)) * ld)
+            ld, vr, mr = kernels.step_layout((ty1 - ty0) * tw, tw, depth, f1 - f0)
+            per_slot = max(per_slot, side * side * (vr + mr) * ld)
         return steps, -(-per_slot // 16) * 16  # each thread's part 64-byte aligned
 
     def jit_jobs(self, out: Shape) -> bool:
@@ -897,8 +911,8 @@ class Convolutional(Layer):
             def by_rows(i, slot):
                 ty0, ty1, f0, f1 = (int(v) for v in steps[i])
                 t = (ty1 - ty0) * tw
-                ld, base = kernels.tile_row_floats(t, tw), slot * per_slot
-                vr, mr = kernels.element_rows(c, ld), kernels.element_rows(f1 - f0, ld)
+                ld, vr, mr = kernels.step_layout(t, tw, c, f1 - f0)
+                base = slot * per_slot
                 v = ws[base : base + a * vr * ld].reshape(a, vr, ld)
                 m = ws[base + a * vr * ld : base + a * (vr + mr) * ld].reshape(a, mr, ld)
                 transform_input(x[b], pad, ty0, ty1, tw, 0, channels, v)
@@ -913,12 +927,10 @@ class Convolutional(Layer):
                 continue
             # small maps: the whole map's input transform split by channels, then the filters
             t = th * tw
-            ld = kernels.tile_row_floats(t, tw)
-            vr = kernels.element_rows(c, ld)
+            fstep = _filter_step(n, pool.size)
+            ld, vr, mr = kernels.step_layout(t, tw, c, fstep)
             v = ws[: a * vr * ld].reshape(a, vr, ld)
             in_steps(channels, lambda c0, c1: transform_input(x[b], pad, 0, th, tw, c0, c1, v), 1)
-            fstep = _filter_step(n, pool.size)
-            mr = kernels.element_rows(fstep, ld)
 
             def by_filters(i, slot):
                 f0, f1 = i * fstep, min(n, (i + 1) * fstep)
@@ -1062,25 +1074,22 @@ class MaxPool(Layer):
         small = (self.stride_x == self.stride_y == 1 and size > 2
                  and out_h * w <= kernels.POOL_PLANE)  # fmt: skip
         even = not small and self.even_pairs(x.shape[1:])
-        pool = threads.pool()  # of one (a layer run alone, a batch's image): no job to compile
-        if pool.size > 1 and self.use_jobs and self.jit_jobs() and all(
-                a.flags.c_contiguous for b in range(x.shape[0]) for a in (x[b], out[b])):  # fmt: skip
-            per = max(1, -(-c // (2 * pool.size)))  # as in_steps(c, ..., 2)
-            steps, sy, sx = -(-c // per), self.stride_y, self.stride_x
+        pool = _channel_pool(self)
+        if pool and all(a.flags.c_contiguous for b in range(x.shape[0]) for a in (x[b], out[b])):
             for b in range(x.shape[0]):
                 flat = x[b].reshape(c, h * w)
                 if even:
                     scratch = np.empty((pool.size, kernels.pool_pairs(h, w)), np.float32)
-                    pool.run_jit(kernels.maxpool_2x2_job, steps, flat, h, w,
-                                 out[b].reshape(c, out_h * out_w), per, scratch)  # fmt: skip
+                    _run_channels(pool, kernels.maxpool_2x2_job, c, flat, h, w,
+                                  out[b].reshape(c, out_h * out_w), scratch)  # fmt: skip
                 elif small:
                     scratch = np.empty((pool.size, 2 * out_h * w + out_w * out_h), np.float32)
-                    pool.run_jit(kernels.maxpool_small_job, steps, flat, h, w, size, pad, out[b],
-                                 per, scratch)  # fmt: skip
+                    _run_channels(pool, kernels.maxpool_small_job, c, flat, h, w, size, pad,
+                                  out[b], scratch)  # fmt: skip
                 else:
                     scratch = np.empty((pool.size, w), np.float32)  # a row
-                    pool.run_jit(kernels.maxpool_job, steps, x[b], size, sy, sx, pad, out[b], per,
-                                 scratch)  # fmt: skip
+                    _run_channels(pool, kernels.maxpool_job, c, x[b], size, self.stride_y,
+                                  self.stride_x, pad, out[b], scratch)  # fmt: skip
             return out
         if small:
             planes = 2 * out_h * w + out_w * out_h
@@ -1231,12 +1240,16 @@ class Shortcut(Layer):
         # blas.c shortcut_multilayer_cpu: over the flat index, each input adds where it exists,
         # i.e. the first min(c, c_from) channels when channel counts differ.
         c = out.shape[1]
-        if self.jit_job() and threads.pool().size > 1:  # (a pool of one: no job to compile)
+        pool = _channel_pool(self) if self.jit_job() else None
+        if pool:
             src = outputs[self.inputs[0]]
             parts = [a for b in range(x.shape[0]) for a in (x[b], src[b, :c], out[b])]
             if src.shape[2:] == out.shape[2:] and src.shape[1] >= c and all(
                     a.flags.c_contiguous for a in parts):  # fmt: skip
-                self._add_job(x, src, out)
+                hw = out.shape[2] * out.shape[3]
+                for b in range(x.shape[0]):
+                    _run_channels(pool, kernels.add_job, c, x[b].reshape(c, hw),
+                                  src[b, :c].reshape(c, hw), out[b].reshape(c, hw))  # fmt: skip
                 return out
         if any(outputs[i].shape[2:] != out.shape[2:] for i in self.inputs):
             self._sum(x, outputs, out, 0, c)  # another w/h: its flat index crosses channels
@@ -1253,14 +1266,6 @@ class Shortcut(Layer):
         at 512, the shortcuts' sum 5.3 ms on one thread, 6.3 on two)."""
         return (compiled_jobs() and self.use_jobs and self.weights is None
                 and len(self.inputs) == 1 and self.activation == kernels.LINEAR)  # fmt: skip
-
-    def _add_job(self, x, src, out) -> None:
-        c, hw = out.shape[1], out.shape[2] * out.shape[3]
-        pool = threads.pool()
-        per = max(1, -(-c // (2 * pool.size)))
-        for b in range(x.shape[0]):
-            pool.run_jit(kernels.add_job, -(-c // per), x[b].reshape(c, hw),
-                         src[b, :c].reshape(c, hw), out[b].reshape(c, hw), per)  # fmt: skip
 
     def _sum(self, x, outputs, out, c0, c1) -> None:
         """Channels c0..c1 of the sum and its activation: one pass over them while they are in
@@ -1342,12 +1347,11 @@ class Upsample(Layer):
         return (c, h // s, w // s)
 
     def forward(self, x, outputs, out, ws):
-        pool, c = threads.pool(), x.shape[1]
-        if self.stride > 0 and compiled_jobs() and self.use_jobs and pool.size > 1:
-            per = max(1, -(-c // (2 * pool.size)))
+        pool = _channel_pool(self)
+        if self.stride > 0 and pool:
             for b in range(x.shape[0]):
-                pool.run_jit(kernels.upsample_job, -(-c // per), x[b], self.stride,
-                             np.float32(self.scale), out[b], per)  # fmt: skip
+                _run_channels(pool, kernels.upsample_job, x.shape[1], x[b], self.stride,
+                              np.float32(self.scale), out[b])  # fmt: skip
         elif self.stride > 0:
             for b in range(x.shape[0]):
                 kernels.upsample(x[b], self.stride, np.float32(self.scale), out[b])

@@ -147,84 +147,80 @@ def test_1x1_jit_jobs_only_where_winograd_is_on(tmp_path, monkeypatch):
     assert fast.layers[0]._packed is not None
 
 
-def _never_alone(monkeypatch) -> None:
-    """Every layer split over the pool, however small (Network._runs_alone): a layer run alone
-    calls its kernel directly, without the job under test."""
+@pytest.fixture
+def jobs_on_two_threads(monkeypatch):
+    """A pool of 2 with every layer split over it, however small (Network._runs_alone: a layer
+    run alone calls its kernel directly, without the job under test); yields the names of the
+    kernels run as compiled jobs, in order."""
     monkeypatch.setattr(pydarknet.network, "ALONE_SECONDS", 0.0)
     monkeypatch.setattr(pydarknet.network, "ALONE_JIT_SECONDS", 0.0)
+    jobs = []
+    run_jit = threads.Pool.run_jit
+    monkeypatch.setattr(threads.Pool, "run_jit", lambda self, kernel, *a: jobs.append(
+        kernel.__name__) or run_jit(self, kernel, *a))  # fmt: skip
+    before = threads.num_threads()
+    threads.set_num_threads(2)
+    yield jobs
+    threads.set_num_threads(before)
 
 
 @pytest.mark.parametrize("h,w,size,stride,kind", [(26, 38, 2, 2, "2x2 even pairs"),
                                                   (13, 13, 5, 1, "small stride-1 map"),
                                                   (27, 19, 3, 2, "any window"),
                                                   (13, 13, 2, 1, "any window")])  # fmt: skip
-def test_maxpool_jit_jobs_give_the_twins_numbers(tmp_path, monkeypatch, h, w, size, stride, kind):
+def test_maxpool_jit_jobs_give_the_twins_numbers(tmp_path, monkeypatch, jobs_on_two_threads, h,
+                                                 w, size, stride, kind):  # fmt: skip
     """A batch of 2 (profiling splits each layer's batch over the threads), 37 channels: steps
     of channels that do not divide them evenly; NaN and -inf among the values."""
-    _never_alone(monkeypatch)
-    before = threads.num_threads()
-    threads.set_num_threads(2)
-    try:
-        cfg = tmp_path / "p.cfg"
-        cfg.write_text(f"[net]\nwidth={w}\nheight={h}\nchannels=37\n\n[maxpool]\nsize={size}\n"
-                       f"stride={stride}\n")  # fmt: skip
-        net = pydarknet.Network(cfg)
-        net.load_weights(net.save_random_weights(tmp_path / "p.weights"))  # none to read
-        x = np.random.default_rng(size).standard_normal((2, 37, h, w), dtype=np.float32)
-        x[0, 3, 1, 1], x[1, 5, 2, 0] = np.nan, -np.inf
-        runs, jobs = [], []
-        run_jit = threads.Pool.run_jit
-        monkeypatch.setattr(threads.Pool, "run_jit", lambda self, kernel, *a: jobs.append(
-            kernel.__name__) or run_jit(self, kernel, *a))  # fmt: skip
-        for jit in (True, False):
-            monkeypatch.setattr(pydarknet.layers, "JIT_JOBS", jit)
-            runs.append(net.forward(x, profile=[])[0])
-            assert len(jobs) == 2  # a job per image with the JIT jobs, none with Python steps
-        assert pydarknet.layers.MaxPool.jit_jobs() is False  # the last run: Python steps
-        pad = size - 1  # darknet's default padding
-        want = np.stack([reference.maxpool(x[b], size, stride, stride, pad) for b in range(2)])
-        np.testing.assert_array_equal(runs[0], want)
-        np.testing.assert_array_equal(runs[1], want)
-    finally:
-        threads.set_num_threads(before)
+    jobs = jobs_on_two_threads
+    cfg = tmp_path / "p.cfg"
+    cfg.write_text(f"[net]\nwidth={w}\nheight={h}\nchannels=37\n\n[maxpool]\nsize={size}\n"
+                   f"stride={stride}\n")  # fmt: skip
+    net = pydarknet.Network(cfg)
+    net.load_weights(net.save_random_weights(tmp_path / "p.weights"))  # none to read
+    x = np.random.default_rng(size).standard_normal((2, 37, h, w), dtype=np.float32)
+    x[0, 3, 1, 1], x[1, 5, 2, 0] = np.nan, -np.inf
+    runs = []
+    for jit in (True, False):
+        monkeypatch.setattr(pydarknet.layers, "JIT_JOBS", jit)
+        runs.append(net.forward(x, profile=[])[0])
+        assert len(jobs) == 2  # a job per image with the JIT jobs, none with Python steps
+    assert pydarknet.layers.MaxPool.jit_jobs() is False  # the last run: Python steps
+    pad = size - 1  # darknet's default padding
+    want = np.stack([reference.maxpool(x[b], size, stride, stride, pad) for b in range(2)])
+    np.testing.assert_array_equal(runs[0], want)
+    np.testing.assert_array_equal(runs[1], want)
 
 
 @pytest.mark.parametrize("from_channels", [37, 45])  # the same, and more (its first 37 added)
 def test_shortcut_and_upsample_jit_jobs_give_numpys_numbers(tmp_path, monkeypatch,
+                                                            jobs_on_two_threads,
                                                             from_channels):  # fmt: skip
     """A batch of 2, 37 channels (steps that do not divide them evenly): x + the from-layer,
     and nearest-neighbour x2, through compiled jobs and through Python steps."""
-    _never_alone(monkeypatch)
-    before = threads.num_threads()
-    threads.set_num_threads(2)
-    try:
-        cfg = tmp_path / "s.cfg"
-        cfg.write_text(f"[net]\nwidth=22\nheight=14\nchannels=3\n\n[convolutional]\n"
-                       f"filters={from_channels}\nsize=1\nactivation=linear\n\n"
-                       "[convolutional]\nfilters=37\nsize=1\nactivation=leaky\n\n"
-                       "[shortcut]\nfrom=-2\nactivation=linear\n\n[upsample]\nstride=2\n")  # fmt: skip
-        net = pydarknet.Network(cfg)
-        net.load_weights(net.save_random_weights(tmp_path / "s.weights"))
-        net.output_layers = [0, 1, 2, 3]
-        x = np.random.default_rng(from_channels).random((2, 3, 14, 22), dtype=np.float32)
-        runs, jobs = [], []
-        run_jit = threads.Pool.run_jit
-        monkeypatch.setattr(threads.Pool, "run_jit", lambda self, kernel, *a: jobs.append(
-            kernel.__name__) or run_jit(self, kernel, *a))  # fmt: skip
-        for jit in (True, False):
-            monkeypatch.setattr(pydarknet.layers, "JIT_JOBS", jit)
-            assert net.layers[2].jit_job() is jit
-            runs.append([a.copy() for a in net.forward(x, profile=[])])
-            assert {"add_job", "upsample_job"} <= set(jobs) or not jit  # the jobs ran
-        jobs.clear()
-        # Network.winograd = False (a one-image detect): no job to compile, the same numbers
-        monkeypatch.setattr(pydarknet.layers, "JIT_JOBS", True)
-        net.winograd = False
+    jobs = jobs_on_two_threads
+    cfg = tmp_path / "s.cfg"
+    cfg.write_text(f"[net]\nwidth=22\nheight=14\nchannels=3\n\n[convolutional]\n"
+                   f"filters={from_channels}\nsize=1\nactivation=linear\n\n"
+                   "[convolutional]\nfilters=37\nsize=1\nactivation=leaky\n\n"
+                   "[shortcut]\nfrom=-2\nactivation=linear\n\n[upsample]\nstride=2\n")  # fmt: skip
+    net = pydarknet.Network(cfg)
+    net.load_weights(net.save_random_weights(tmp_path / "s.weights"))
+    net.output_layers = [0, 1, 2, 3]
+    x = np.random.default_rng(from_channels).random((2, 3, 14, 22), dtype=np.float32)
+    runs = []
+    for jit in (True, False):
+        monkeypatch.setattr(pydarknet.layers, "JIT_JOBS", jit)
+        assert net.layers[2].jit_job() is jit
         runs.append([a.copy() for a in net.forward(x, profile=[])])
-        assert not {"add_job", "upsample_job"} & set(jobs)
-        for first, conv, total, up in runs:
-            assert first.shape[1] == from_channels and np.abs(total).max() > 0
-            np.testing.assert_array_equal(total, conv + first[:, :37])
-            np.testing.assert_array_equal(up, total.repeat(2, axis=2).repeat(2, axis=3))
-    finally:
-        threads.set_num_threads(before)
+        assert {"add_job", "upsample_job"} <= set(jobs) or not jit  # the jobs ran
+    jobs.clear()
+    # Network.winograd = False (a one-image detect): no job to compile, the same numbers
+    monkeypatch.setattr(pydarknet.layers, "JIT_JOBS", True)
+    net.winograd = False
+    runs.append([a.copy() for a in net.forward(x, profile=[])])
+    assert not {"add_job", "upsample_job"} & set(jobs)
+    for first, conv, total, up in runs:
+        assert first.shape[1] == from_channels and np.abs(total).max() > 0
+        np.testing.assert_array_equal(total, conv + first[:, :37])
+        np.testing.assert_array_equal(up, total.repeat(2, axis=2).repeat(2, axis=3))
