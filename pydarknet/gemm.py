@@ -116,14 +116,22 @@ def gemm(ap: np.ndarray, b: np.ndarray, c: np.ndarray, scratch: np.ndarray) -> N
     if _JIT:
         kernels.gemm_packed(ap, b, c, scratch)
     else:
-        np.matmul(unpack(ap, c.shape[0]), b, out=c)
+        np.matmul(unpack(ap, c.shape[0])[:, : b.shape[0]], b, out=c)  # A's first rows: b's depth
 
 
-def gemm_tiles(u: np.ndarray, v: np.ndarray, m: np.ndarray, scratch: np.ndarray) -> None:
+def gemm_tiles(u: np.ndarray, v: np.ndarray, m: np.ndarray, scratch: np.ndarray,
+               depths: np.ndarray | None = None) -> None:
     """A Winograd layer's products: m[i] = U_i @ v[i] for each element i of a tile, u from
     empty_weights (or filters()) in either layout, v (elements, c, tiles), m (elements, n,
-    tiles). Releases the GIL."""
-    if u.ndim == 4:
+    tiles); with depths, element i's product only depths[i] deep (U_i's first
+    rows, whose others are 0: layers._phase_rows). Releases the GIL."""
+    if depths is not None:
+        for i, d in enumerate(depths.tolist()):
+            if u.ndim == 4:
+                gemm(u[i], v[i, :d], m[i], scratch)
+            else:
+                np.matmul(u[i, :, :d], v[i, :d], out=m[i])
+    elif u.ndim == 4:
         kernels.gemm_tiles(u, v, m, scratch)
     else:
         np.matmul(u, v, out=m)

@@ -180,6 +180,36 @@ def _phase_weights(w: np.ndarray, pad: int) -> np.ndarray:
     return u.reshape(25, n, 4 * c).astype(np.float32)
 
 
+def _phase_rows(pad: int, c: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where stride-2 F(4x4, 2x2)'s V (and U) keep each element's phase channels, and how deep
+    its product is: (rows_of (25, 4, 2), depths (25,)), int64. A phase whose taps all meet
+    zeros of G in an element (pad 1: the row phase with one tap in element row 0, the column
+    phase with one tap in column 0) has U = 0 there whatever the weights: of the 100 (element,
+    phase) pairs 19 are such. Each element's other phases come first, channel-major (row
+    ch * live + rank), its dead ones after them (row c * live + ch * (4 - live) + rank); its
+    product reads the first c * live rows: 81 of the 100 products' depth."""
+    a0 = (-pad) // 2
+    taps = np.zeros((2, 2, 2, 2), np.int64)  # [py, px, tap y, tap x]: the phase's taps
+    for ky in range(3):
+        ay, py = divmod(ky - pad - 2 * a0, 2)
+        for kx in range(3):
+            ax, px = divmod(kx - pad - 2 * a0, 2)
+            taps[py, px, ay, ax] = 1
+    nonzero = (_G_F42 != 0).astype(np.int64)
+    used = np.einsum("ia,jb,pqab->ijpq", nonzero, nonzero, taps).reshape(25, 4) > 0
+    rows_of = np.empty((25, 4, 2), np.int64)
+    depths = np.empty(25, np.int64)
+    for e in range(25):
+        live = [p for p in range(4) if used[e, p]]
+        dead = [p for p in range(4) if not used[e, p]]
+        for rank, p in enumerate(live):
+            rows_of[e, p] = (len(live), rank)
+        for rank, p in enumerate(dead):
+            rows_of[e, p] = (len(dead), c * len(live) + rank)
+        depths[e] = c * len(live)
+    return rows_of, depths
+
+
 def compiled_jobs() -> bool:
     """Whether the layers other than convolutions run their steps as compiled pool jobs
     (threads.Pool.run_jit): the JIT on and JIT_JOBS."""
@@ -639,8 +669,15 @@ class Convolutional(Layer):
             if self.stride_x == 2 and tile == 4:
                 u = gemm.empty_weights(25, n, 4 * c)
                 w = self.weights.reshape(n, c, 3, 3)
+                rows_of = self.phase_rows()[0]
+                at = (np.arange(c)[None, :, None] * rows_of[:, None, :, 0]
+                      + rows_of[:, None, :, 1]).reshape(25, 4 * c)  # row of phase channel 4ch+p
                 for f0 in range(0, n, mr):
-                    gemm.store_filters(u, f0, _phase_weights(w[f0 : f0 + mr], self.padding))
+                    part = _phase_weights(w[f0 : f0 + mr], self.padding)
+                    rows = np.empty_like(part)
+                    for e in range(25):
+                        rows[e][:, at[e]] = part[e]
+                    gemm.store_filters(u, f0, rows)
             else:
                 g = self.weights.reshape(-1, 9)
                 side = self._winograd_kernels(tile)[0]
@@ -657,6 +694,13 @@ class Convolutional(Layer):
             made[tile] = u
             self._free_weights()
         return made[tile]
+
+    def phase_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Stride-2 F(4x4, 2x2)'s (rows_of, depths) for this layer (_phase_rows)."""
+        made = getattr(self, "_phase_rows", None)
+        if made is None:
+            made = self._phase_rows = _phase_rows(self.padding, self.c)
+        return made
 
     def _free_weights(self) -> None:
         """Weights once: a form made from them (Winograd's U, packed weights) replaces them in
@@ -905,6 +949,14 @@ class Convolutional(Layer):
         steps, per_slot = self._winograd_steps(out.shape[1:], tile, pool.size)
         if u.ndim == 4 and JIT_JOBS:  # the packed GEMM: the steps run whole in the JIT
             return self._winograd_jit(x, out, ws, tile, steps, per_slot)
+        depths = None
+        if self.stride_x == 2 and tile == 4:  # the phase channels' rows, each product's depth
+            rows_of, depths = self.phase_rows()
+            s2f4_input = transform_input
+
+            def transform_input(*args):
+                s2f4_input(*args, rows_of)
+
         for b in range(x.shape[0]):
             y = out[b].reshape(n, out_h * out_w)
 
@@ -917,7 +969,7 @@ class Convolutional(Layer):
                 m = ws[base + a * vr * ld : base + a * (vr + mr) * ld].reshape(a, mr, ld)
                 transform_input(x[b], pad, ty0, ty1, tw, 0, channels, v)
                 gemm.gemm_tiles(gemm.filters(u, f0, f1), v[:, :c, :t], m[:, : f1 - f0, :t],
-                                gemm_scratch(c))  # fmt: skip
+                                gemm_scratch(c), depths)  # fmt: skip
                 transform_output(m, ty0, ty1, tw, f0, f1, out[b])
                 kernels.bias_activate(y[f0:f1], self.biases[f0:f1], act, tile * ty0 * out_w,
                                       min(out_h, tile * ty1) * out_w, *act_scratch())  # fmt: skip
@@ -937,7 +989,7 @@ class Convolutional(Layer):
                 start = a * (vr + i * mr) * ld
                 m = ws[start : start + a * mr * ld].reshape(a, mr, ld)
                 gemm.gemm_tiles(gemm.filters(u, f0, f1), v[:, :c, :t], m[:, : f1 - f0, :t],
-                                gemm_scratch(c))  # fmt: skip
+                                gemm_scratch(c), depths)  # fmt: skip
                 transform_output(m, 0, th, tw, f0, f1, out[b])
                 kernels.bias_activate(y[f0:f1], self.biases[f0:f1], act, 0, out_h * out_w,
                                       *act_scratch())
@@ -959,9 +1011,11 @@ class Convolutional(Layer):
         act, scratch = _job_scratch(pool.size, depth)
         job = kernels.winograd_job
         table = _NO_STEPS if steps is None else steps
+        rows_of, depths = self.phase_rows() if kind == "_s2f4" else (_NO_PHASES, _NO_DEPTHS)
         for b in range(x.shape[0]):
             common = (a, depth, tile, x[b], pad, th, tw)
-            tail = (u, ws, per_slot, out[b], self.biases, code, act, scratch, table)
+            tail = (u, ws, per_slot, out[b], self.biases, code, act, scratch, table, rows_of,
+                    depths)  # fmt: skip
             if steps is not None:
                 pool.run_jit(job, len(steps), 0, calls, *common, 0, *tail)
                 continue
@@ -973,6 +1027,8 @@ class Convolutional(Layer):
 
 
 _NO_STEPS = np.zeros((0, 4), np.int64)  # winograd_job's step table in modes 1 and 2
+_NO_PHASES = np.zeros((25, 4, 2), np.int64)  # and its phase table and depths, but at stride-2
+_NO_DEPTHS = np.zeros(0, np.int64)  # F(4x4, 2x2)
 
 
 @dataclass

@@ -12,7 +12,7 @@ import pytest
 
 import pydarknet
 from pydarknet import gemm, image, kernels, threads
-from pydarknet.layers import ACTIVATIONS, act_scratch, aligned_empty
+from pydarknet.layers import ACTIVATIONS, _phase_rows, _phase_weights, act_scratch, aligned_empty
 
 from . import reference
 from .conftest import CFG
@@ -419,14 +419,42 @@ def test_stride_2_f4_transforms_are_bit_exact_in_the_scalar_order(h, w, pad):
             tiles = _bt_in_order(kernels._bt5f, xp[:, py:, px:], 5, 8, 2, th, tw)
             want[:, :, py, px] = tiles.reshape(25, c, th * tw)
     got = np.empty((25, 4 * c, th * tw), _F)
-    kernels.winograd_s2f4_input(x, pad, 0, th, tw, 0, c, got)
+    in_order = np.zeros((25, 4, 2), np.int64)
+    in_order[..., 0], in_order[..., 1] = 4, np.arange(4)  # phase channel 4 ch + 2 py + px
+    kernels.winograd_s2f4_input(x, pad, 0, th, tw, 0, c, got, in_order)
     np.testing.assert_array_equal(got, want.reshape(25, 4 * c, th * tw))
+    # the layers' order (_phase_rows): the same values, each in its row
+    rows_of, depths = _phase_rows(pad, c)
+    kernels.winograd_s2f4_input(x, pad, 0, th, tw, 0, c, got, rows_of)
+    for e in range(25):
+        for p in range(4):
+            rows = np.arange(c) * rows_of[e, p, 0] + rows_of[e, p, 1]
+            np.testing.assert_array_equal(got[e, rows], want.reshape(25, c, 4, -1)[e, :, p])
 
     m = rand((25, f, th * tw), seed=h)
     got = np.empty((f, out_h, out_w), _F)
     kernels.winograd_s2f4_output(m, 0, th, tw, 0, f, got)
     want = _at_in_order(kernels._at5f, m, 5, 4, th, tw)
     np.testing.assert_array_equal(got, want[:, :out_h, :out_w])
+
+
+@pytest.mark.parametrize("pad", [0, 1, 2, 3])
+def test_stride_2_f4_products_skip_only_zero_phases(pad):
+    """_phase_rows: each element's product reads the rows of the phases its U is not 0 in, and
+    skips only phases whose U is 0 for any weights (pad 1: 81 of 100 phase channels' depth);
+    every (element, phase channel) has a row of its own."""
+    c = 5
+    rows_of, depths = _phase_rows(pad, c)
+    u = _phase_weights(rand((7, c, 3, 3), seed=pad).astype(np.float64), pad)  # (25, 7, 4c)
+    u = u.reshape(25, 7, c, 4)
+    for e in range(25):
+        rows = np.arange(c)[:, None] * rows_of[e, :, 0] + rows_of[e, :, 1]  # (c, 4)
+        assert sorted(rows.ravel().tolist()) == list(range(4 * c))
+        live = rows < depths[e]
+        assert (u[e][:, ~live] == 0).all()
+        assert (np.abs(u[e][:, live]).max(axis=0) > 0).all()  # random weights: none is 0
+    if pad == 1:
+        assert depths.sum() == 81 * c
 
 
 @pytest.mark.parametrize("m", [2, 4, "s2"])
