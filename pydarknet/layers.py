@@ -163,19 +163,26 @@ def winograd_weights(g: np.ndarray, side: int) -> np.ndarray:
 _G_F42 = np.array([[0.5, 0.0], [-0.5, -0.5], [-1 / 6, 1 / 6], [1 / 6, 1 / 3], [0.0, 1.0]])
 
 
-def _phase_weights(w: np.ndarray, pad: int) -> np.ndarray:
-    """U = G g' G^T (25, filters, 4c) of stride-2 F(4x4, 2x2) from 3x3 weights w (filters, c,
-    3, 3): tap ky of a filter meets row phase py = (ky - pad) % 2 at phase tap
-    (ky - pad) // 2 - (-pad) // 2 (0 or 1), the same along x; phase channel 4 ch + 2 py + px.
-    Summed in float64 (kernels.winograd_s2f4_input)."""
-    n, c = w.shape[:2]
+def _phase_taps(pad: int):
+    """(ky, kx, py, px, ay, ax) for each tap of a 3x3 kernel at stride 2: tap ky meets row
+    phase py = (ky - pad) % 2 at phase tap ay = (ky - pad) // 2 - (-pad) // 2 (0 or 1), the
+    same along x."""
     a0 = (-pad) // 2
-    g = np.zeros((n, c, 2, 2, 2, 2))  # [filter, channel, py, px, tap y, tap x]
     for ky in range(3):
         ay, py = divmod(ky - pad - 2 * a0, 2)
         for kx in range(3):
             ax, px = divmod(kx - pad - 2 * a0, 2)
-            g[:, :, py, px, ay, ax] = w[:, :, ky, kx]
+            yield ky, kx, py, px, ay, ax
+
+
+def _phase_weights(w: np.ndarray, pad: int) -> np.ndarray:
+    """U = G g' G^T (25, filters, 4c) of stride-2 F(4x4, 2x2) from 3x3 weights w (filters, c,
+    3, 3), each tap at its phase and phase tap (_phase_taps); phase channel 4 ch + 2 py + px.
+    Summed in float64 (kernels.winograd_s2f4_input)."""
+    n, c = w.shape[:2]
+    g = np.zeros((n, c, 2, 2, 2, 2))  # [filter, channel, py, px, tap y, tap x]
+    for ky, kx, py, px, ay, ax in _phase_taps(pad):
+        g[:, :, py, px, ay, ax] = w[:, :, ky, kx]
     u = np.einsum("ia,jb,ocyxab->ijocyx", _G_F42, _G_F42, g)
     return u.reshape(25, n, 4 * c).astype(np.float32)
 
@@ -188,13 +195,9 @@ def _phase_rows(pad: int, c: int) -> tuple[np.ndarray, np.ndarray]:
     phase) pairs 19 are such. Each element's other phases come first, channel-major (row
     ch * live + rank), its dead ones after them (row c * live + ch * (4 - live) + rank); its
     product reads the first c * live rows: 81 of the 100 products' depth."""
-    a0 = (-pad) // 2
     taps = np.zeros((2, 2, 2, 2), np.int64)  # [py, px, tap y, tap x]: the phase's taps
-    for ky in range(3):
-        ay, py = divmod(ky - pad - 2 * a0, 2)
-        for kx in range(3):
-            ax, px = divmod(kx - pad - 2 * a0, 2)
-            taps[py, px, ay, ax] = 1
+    for _, _, py, px, ay, ax in _phase_taps(pad):
+        taps[py, px, ay, ax] = 1
     nonzero = (_G_F42 != 0).astype(np.int64)
     used = np.einsum("ia,jb,pqab->ijpq", nonzero, nonzero, taps).reshape(25, 4) > 0
     rows_of = np.empty((25, 4, 2), np.int64)
