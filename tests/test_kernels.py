@@ -353,6 +353,23 @@ def _at_in_order(at, m, side, tile, th, tw):
                                                                               tile * tw)  # fmt: skip
 
 
+@pytest.mark.parametrize("k", [1, 2, 4, 8])
+@pytest.mark.parametrize("w,n,pad", [(1, 2, 1), (13, 5, 1), (26, 8, 1), (26, 9, 2), (61, 40, 0),
+                                     (104, 27, 1), (3, 12, 5)])  # fmt: skip
+def test_phase_plane_splits_rows_by_column_phase(k, w, n, pad):
+    """kernels._phase_plane (a row copied between zeros, then split by k vector shuffles, runs of
+    8 tiles and a last overlapping run, or value by value under 8): plane[r, p, t] = the padded
+    row's column k t + p, rows above and below the image zero."""
+    h, ch = 5, 1
+    x = rand((2, h, w), seed=k * w)
+    plane = np.full((h + 3, k, n), np.nan, _F)
+    kernels._phase_plane(x, ch, pad, -1, plane, np.full(k * n, np.nan, _F))
+    padded = np.zeros((h + 3, max(k * n, pad + w)), _F)
+    padded[1 : h + 1, pad : pad + w] = x[ch]
+    want = padded[:, : k * n].reshape(h + 3, n, k).transpose(0, 2, 1)
+    np.testing.assert_array_equal(plane, want)
+
+
 @pytest.mark.parametrize("h,w,pad", [(9, 1, 1), (10, 7, 0), (30, 31, 1), (33, 32, 0), (40, 105, 1),
                                      (12, 36, 1)])  # fmt: skip
 def test_f4_transforms_are_bit_exact_in_the_scalar_order(h, w, pad):
