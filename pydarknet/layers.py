@@ -83,8 +83,32 @@ def gemm_scratch(k: int) -> np.ndarray:
 def _job_scratch(slots: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     """A JIT job's per-thread scratch rows: bias_activate's, and the packed GEMM's for products
     k deep (act_scratch and gemm_scratch are per Python thread; a job's threads index rows)."""
-    return (np.empty((slots, kernels.ACT_SCRATCH), np.float32),
-            np.empty((slots, gemm.scratch_floats(k)), np.float32))  # fmt: skip
+    return (_job_buffer("act", (slots, kernels.ACT_SCRATCH)),
+            _job_buffer("gemm", (slots, gemm.scratch_floats(k))))  # fmt: skip
+
+
+def _job_buffer(name: str, shape: tuple, dtype=np.float32) -> np.ndarray:
+    """Scratch of a JIT job this thread starts: made once per name and shape, then reused (its
+    job has ended when the next one starts). A forward allocated ~60 such arrays, the larger
+    ones fresh pages each time."""
+    made = getattr(_scratch, "jobs", None)
+    if made is None:
+        made = _scratch.jobs = {}
+    buf = made.get((name, shape))
+    if buf is None:
+        buf = made[(name, shape)] = np.empty(shape, dtype)
+    return buf
+
+
+def _c_calls(*names: str) -> tuple[int, ...]:
+    """kernels.c_address of each name, looked up once per process (a forward asked 67 times)."""
+    calls = _C_CALLS.get(names)
+    if calls is None:
+        calls = _C_CALLS[names] = tuple(kernels.c_address(name) for name in names)
+    return calls
+
+
+_C_CALLS: dict[tuple, tuple] = {}
 
 
 def _rows_per_step(total: int, per_row: int, slots: int) -> int:
@@ -762,12 +786,12 @@ class Convolutional(Layer):
         steps = min(out_h, 4 * pool.size)  # a share for a worker that starts late
         rows = -(-out_h // steps)
         shape = kernels.conv3x3_plane_shape(c, w, stride, self.padding, rows)
-        planes = np.empty((pool.size, *shape), np.float32)
-        taps = np.empty((pool.size, 9 * c), np.int64)
+        planes = _job_buffer("planes", (pool.size, *shape))
+        taps = _job_buffer("taps", (pool.size, 9 * c), np.int64)
         act = _job_scratch(pool.size, 0)[0]
         for b in range(x.shape[0]):
             pool.run_jit(kernels.conv3x3_job, -(-out_h // rows),
-                         kernels.c_address("bias_activate"), x[b], wp, self.biases,
+                         _c_calls("bias_activate")[0], x[b], wp, self.biases,
                          self.activation, stride, self.padding, rows, out[b], planes, taps, act)  # fmt: skip
         return out
 
@@ -868,10 +892,10 @@ class Convolutional(Layer):
         ap = self.packed_weights()
         act, scratch = _job_scratch(pool.size, c)
         chunk = kernels.conv1x1_chunk(c)
-        copies = np.empty((pool.size, c * (chunk + 16)), np.float32)
+        copies = _job_buffer("copies", (pool.size, c * (chunk + 16)))
         fstep = 0 if by_columns else -(-n // pool.size // gemm.MR) * gemm.MR
         steps = -(-hw // cols) if by_columns else -(-n // fstep)
-        calls = (kernels.c_address("gemm_tiles"), kernels.c_address("bias_activate"))
+        calls = _c_calls("gemm_tiles", "bias_activate")
         for b in range(x.shape[0]):
             pool.run_jit(kernels.conv1x1_job, steps, calls, ap, x[b].reshape(c, hw),
                          out[b].reshape(n, hw), cols, fstep, chunk, self.biases,
@@ -1007,8 +1031,7 @@ class Convolutional(Layer):
         th, tw = -(-out.shape[2] // tile), -(-out.shape[3] // tile)
         a = self._winograd_kernels(tile)[0] ** 2
         kind = ("_s2" if tile == 2 else "_s2f4") if self.stride_x == 2 else str(tile)
-        calls = tuple(kernels.c_address(name) for name in
-                      ("in" + kind, "out" + kind, "gemm_tiles", "bias_activate"))  # fmt: skip
+        calls = _c_calls("in" + kind, "out" + kind, "gemm_tiles", "bias_activate")
         u, pad, code = self.winograd_weights(tile), self.padding, self.activation
         pool = threads.pool()
         act, scratch = _job_scratch(pool.size, depth)

@@ -456,7 +456,10 @@ class Network:
                 outputs.append(None)
                 continue
             t0 = clock() if profile is not None else 0.0
-            with threads.serial() if alone[i] else contextlib.nullcontext():
+            if alone[i]:
+                with threads.serial():
+                    y = layer.forward(x, outputs, out, ws)
+            else:
                 y = layer.forward(x, outputs, out, ws)
             if out is not None and y is not out:
                 np.copyto(out, y)  # the plan's readers look in out
