@@ -777,30 +777,78 @@ class Convolutional(Layer):
 
         return self._made_once("_taps", make)
 
-    def _forward_few_channels(self, x, out):
-        """kernels.conv3x3_rows in steps of output rows, a pool job run whole in the JIT."""
-        c, h, w = x.shape[1:]
-        n, out_h, out_w = out.shape[1:]
-        wp, stride = self.tap_weights(), self.stride_x
-        pool = threads.pool()
+    def _few_channels_jit(self, x_shape, out_shape, pool):
+        """kernels.conv3x3_rows in steps of output rows, a pool job run whole in the JIT: the
+        forward for these shapes (see _jit_run)."""
+        c, h, w = x_shape[1:]
+        out_h = out_shape[2]
+        stride, pad, job = self.stride_x, self.padding, kernels.conv3x3_job
         steps = min(out_h, 4 * pool.size)  # a share for a worker that starts late
         rows = -(-out_h // steps)
-        shape = kernels.conv3x3_plane_shape(c, w, stride, self.padding, rows)
-        planes = _job_buffer("planes", (pool.size, *shape))
-        taps = _job_buffer("taps", (pool.size, 9 * c), np.int64)
-        act = _job_scratch(pool.size, 0)[0]
-        for b in range(x.shape[0]):
-            pool.run_jit(kernels.conv3x3_job, -(-out_h // rows),
-                         _c_calls("bias_activate")[0], x[b], wp, self.biases,
-                         self.activation, stride, self.padding, rows, out[b], planes, taps, act)  # fmt: skip
-        return out
+        shape = (pool.size, *kernels.conv3x3_plane_shape(c, w, stride, pad, rows))
+        count, fact = -(-out_h // rows), _c_calls("bias_activate")[0]
+
+        def run(x, out, ws):
+            wp, planes = self.tap_weights(), _job_buffer("planes", shape)
+            taps = _job_buffer("taps", (pool.size, 9 * c), np.int64)
+            act = _job_scratch(pool.size, 0)[0]
+            for b in range(x.shape[0]):
+                pool.run_jit(job, count, fact, x[b], wp, self.biases, self.activation, stride,
+                             pad, rows, out[b], planes, taps, act)  # fmt: skip
+            return out
+
+        return run
+
+    def _jit_run(self, x_shape: tuple, out_shape: tuple):
+        """run(x, out, ws), this layer's forward for these shapes on this thread's pool where it
+        is compiled pool jobs (Winograd with the packed GEMM, 1x1, few channels), else None:
+        worked out once per shapes, pool and settings (a forward's Python per such layer took
+        ~13 us, ~0.3 ms of yolov4-tiny's). The weights, biases and scratch are read at each
+        call: loading weights needs no reset here."""
+        pool, tile = threads.pool(), self.winograd_tile(out_shape[1:])
+        key = (x_shape, out_shape, tile, pool, JIT_JOBS, gemm.PACKED, self.use_winograd)
+        made = self.__dict__.setdefault("_runs", {})
+        run = made.get(key, _UNKNOWN)
+        if run is _UNKNOWN:
+            if len(made) >= 16:  # pools and sizes come and go
+                made.clear()
+            run = made[key] = self._make_jit_run(x_shape, out_shape, tile, pool)
+        return run
+
+    def _make_jit_run(self, x_shape, out_shape, tile, pool):
+        out = out_shape[1:]
+        if tile:
+            if not (JIT_JOBS and self.winograd_weights(tile).ndim == 4):  # the packed GEMM's U
+                return None
+            steps, per_slot = self._winograd_steps(out, tile, pool.size)
+            return self._winograd_jit(x_shape, out_shape, tile, steps, per_slot, pool)
+        if self.few_channels_direct(out):
+            return self._few_channels_jit(x_shape, out_shape, pool)
+        if self.depthwise or not (self.direct and self.groups == 1 and gemm.PACKED and JIT_JOBS
+                                  and self.use_winograd):  # fmt: skip
+            return None
+        rows, steps, small = self._im2col_steps(x_shape, out_shape, pool.size)
+        return self._direct_jit(x_shape, out_shape, rows * out[2], steps >= pool.size or small,
+                                pool)  # fmt: skip
+
+    def _im2col_steps(self, x_shape, out_shape, slots: int) -> tuple[int, int, bool]:
+        """(output rows per step, steps, whether the layer is small) of an im2col or 1x1 forward."""
+        c = x_shape[1]
+        n, out_h, out_w = out_shape[1:]
+        k = c // self.groups * self.size * self.size  # im2col rows per group
+        rows = _rows_per_step(out_h, c * self.size * self.size * out_w, slots)
+        if self.direct and n < SPLIT_FILTERS_FROM and out_h * out_w >= 2 * slots * STEP_COLUMNS:
+            rows = min(rows, -(-out_h // (2 * slots)))  # column steps: full-height GEMMs
+        small = n < 32 * slots or n * k * out_h * out_w < SMALL_MACS
+        return rows, -(-out_h // rows), small
 
     def forward(self, x, outputs, out, ws):
+        run = self._jit_run(x.shape, out.shape)
+        if run is not None:
+            return run(x, out, ws)
         tile = self.winograd_tile(out.shape[1:])
         if tile:
             return self._forward_winograd(x, out, ws, tile)
-        if self.few_channels_direct(out.shape[1:]):
-            return self._forward_few_channels(x, out)
         if self.depthwise:
             return self._forward_depthwise(x, out)
         c, h, w = x.shape[1:]
@@ -808,13 +856,7 @@ class Convolutional(Layer):
         g, size, act = self.groups, self.size, self.activation
         k = c // g * size * size  # im2col rows per group
         pool = threads.pool()
-        rows = _rows_per_step(out_h, c * size * size * out_w, pool.size)
-        if self.direct and n < SPLIT_FILTERS_FROM and out_h * out_w >= 2 * pool.size * STEP_COLUMNS:
-            rows = min(rows, -(-out_h // (2 * pool.size)))  # column steps: full-height GEMMs
-        steps = -(-out_h // rows)
-        small = n < 32 * pool.size or n * k * out_h * out_w < SMALL_MACS
-        if self.direct and g == 1 and gemm.PACKED and JIT_JOBS and self.use_winograd:
-            return self._direct_jit(x, out, rows * out_w, steps >= pool.size or small)
+        rows, steps, small = self._im2col_steps(x.shape, out.shape, pool.size)
         per_slot = c * size * size * rows * out_w  # workspace floats of one thread
         bias_activate = self._bias_activate()
         for b in range(x.shape[0]):
@@ -884,23 +926,26 @@ class Convolutional(Layer):
         """A 1x1 layer's weights packed for gemm_packed (made once, in place of the weights)."""
         return self._made_once("_packed", lambda: gemm.pack(self.weights[0]))
 
-    def _direct_jit(self, x, out, cols, by_columns):
+    def _direct_jit(self, x_shape, out_shape, cols, by_columns, pool):
         """A 1x1 stride-1 convolution as a pool job run whole in the JIT (kernels.conv1x1_job):
-        steps of `cols` output columns, or the filters split over the threads."""
-        n, hw, c = out.shape[1], out.shape[2] * out.shape[3], x.shape[1]
-        pool = threads.pool()
-        ap = self.packed_weights()
-        act, scratch = _job_scratch(pool.size, c)
-        chunk = kernels.conv1x1_chunk(c)
-        copies = _job_buffer("copies", (pool.size, c * (chunk + 16)))
+        steps of `cols` output columns, or the filters split over the threads (see _jit_run)."""
+        n, hw, c = out_shape[1], out_shape[2] * out_shape[3], x_shape[1]
+        chunk, job = kernels.conv1x1_chunk(c), kernels.conv1x1_job
         fstep = 0 if by_columns else -(-n // pool.size // gemm.MR) * gemm.MR
         steps = -(-hw // cols) if by_columns else -(-n // fstep)
         calls = _c_calls("gemm_tiles", "bias_activate")
-        for b in range(x.shape[0]):
-            pool.run_jit(kernels.conv1x1_job, steps, calls, ap, x[b].reshape(c, hw),
-                         out[b].reshape(n, hw), cols, fstep, chunk, self.biases,
-                         self.activation, act, scratch, copies)  # fmt: skip
-        return out
+
+        def run(x, out, ws):
+            ap = self.packed_weights()
+            act, scratch = _job_scratch(pool.size, c)
+            copies = _job_buffer("copies", (pool.size, c * (chunk + 16)))
+            for b in range(x.shape[0]):
+                pool.run_jit(job, steps, calls, ap, x[b].reshape(c, hw), out[b].reshape(n, hw),
+                             cols, fstep, chunk, self.biases, self.activation, act, scratch,
+                             copies)  # fmt: skip
+            return out
+
+        return run
 
     def _forward_depthwise(self, x, out):
         """kernels.depthwise, then bias + activation, in steps of output channels."""
@@ -974,8 +1019,6 @@ class Convolutional(Layer):
         u, pad, act = self.winograd_weights(tile), self.padding, self.activation
         pool = threads.pool()
         steps, per_slot = self._winograd_steps(out.shape[1:], tile, pool.size)
-        if u.ndim == 4 and JIT_JOBS:  # the packed GEMM: the steps run whole in the JIT
-            return self._winograd_jit(x, out, ws, tile, steps, per_slot)
         depths = None
         if self.stride_x == 2 and tile == 4:  # the phase channels' rows, each product's depth
             rows_of, depths = self.phase_rows()
@@ -1024,34 +1067,38 @@ class Convolutional(Layer):
             pool.run(by_filters, -(-n // fstep))
         return out
 
-    def _winograd_jit(self, x, out, ws, tile, steps, per_slot):
+    def _winograd_jit(self, x_shape, out_shape, tile, steps, per_slot, pool):
         """_forward_winograd's steps as pool jobs that run whole in the JIT (kernels.py, "pool
-        jobs"): the same kernels on the same steps, so the same numbers."""
-        c, n, depth = x.shape[1], out.shape[1], self._winograd_depth(tile)
-        th, tw = -(-out.shape[2] // tile), -(-out.shape[3] // tile)
+        jobs"): the same kernels on the same steps, so the same numbers (see _jit_run)."""
+        c, n, depth = x_shape[1], out_shape[1], self._winograd_depth(tile)
+        th, tw = -(-out_shape[2] // tile), -(-out_shape[3] // tile)
         a = self._winograd_kernels(tile)[0] ** 2
         kind = ("_s2" if tile == 2 else "_s2f4") if self.stride_x == 2 else str(tile)
         calls = _c_calls("in" + kind, "out" + kind, "gemm_tiles", "bias_activate")
-        u, pad, code = self.winograd_weights(tile), self.padding, self.activation
-        pool = threads.pool()
-        act, scratch = _job_scratch(pool.size, depth)
-        job = kernels.winograd_job
+        pad, job = self.padding, kernels.winograd_job
         table = _NO_STEPS if steps is None else steps
         rows_of, depths = self.phase_rows() if kind == "_s2f4" else (_NO_PHASES, _NO_DEPTHS)
-        for b in range(x.shape[0]):
-            common = (a, depth, tile, x[b], pad, th, tw)
-            tail = (u, ws, per_slot, out[b], self.biases, code, act, scratch, table, rows_of,
-                    depths)  # fmt: skip
-            if steps is not None:
-                pool.run_jit(job, len(steps), 0, calls, *common, 0, *tail)
-                continue
-            per = -(-c // pool.size)  # as in_steps(c, ..., 1)
-            pool.run_jit(job, -(-c // per), 1, calls, *common, per, *tail)
-            fstep = _filter_step(n, pool.size)
-            pool.run_jit(job, -(-n // fstep), 2, calls, *common, fstep, *tail)
-        return out
+        per = -(-c // pool.size)  # small maps: channels per input-transform step (in_steps(c, .., 1))
+        fstep = _filter_step(n, pool.size)  # and filters per product step
+
+        def run(x, out, ws):
+            u = self.winograd_weights(tile)
+            act, scratch = _job_scratch(pool.size, depth)
+            for b in range(x.shape[0]):
+                common = (a, depth, tile, x[b], pad, th, tw)
+                tail = (u, ws, per_slot, out[b], self.biases, self.activation, act, scratch,
+                        table, rows_of, depths)  # fmt: skip
+                if steps is not None:
+                    pool.run_jit(job, len(steps), 0, calls, *common, 0, *tail)
+                    continue
+                pool.run_jit(job, -(-c // per), 1, calls, *common, per, *tail)
+                pool.run_jit(job, -(-n // fstep), 2, calls, *common, fstep, *tail)
+            return out
+
+        return run
 
 
+_UNKNOWN = object()  # Convolutional._jit_run's "not worked out yet"
 _NO_STEPS = np.zeros((0, 4), np.int64)  # winograd_job's step table in modes 1 and 2
 _NO_PHASES = np.zeros((25, 4, 2), np.int64)  # and its phase table and depths, but at stride-2
 _NO_DEPTHS = np.zeros(0, np.int64)  # F(4x4, 2x2)

@@ -224,3 +224,32 @@ def test_shortcut_and_upsample_jit_jobs_give_numpys_numbers(tmp_path, monkeypatc
         assert first.shape[1] == from_channels and np.abs(total).max() > 0
         np.testing.assert_array_equal(total, conv + first[:, :37])
         np.testing.assert_array_equal(up, total.repeat(2, axis=2).repeat(2, axis=3))
+
+
+def test_jit_layers_read_new_weights_after_a_forward(tmp_path, packed_on_two_threads):
+    """A JIT layer's forward is worked out once per shapes and pool (Convolutional._jit_run);
+    weights loaded after a forward, and biases changed in place, are still what it computes
+    with: the same outputs as a network that never ran. Every JIT path: a first layer of 3
+    channels, stride-2 F(4x4, 2x2), F(4x4) on row steps and on a small map's two jobs, 1x1."""
+    cfg = tmp_path / "jit.cfg"
+    convs = [(16, 3, 2), (32, 3, 2), (32, 3, 1), (128, 3, 1), (64, 1, 1)]
+    cfg.write_text("[net]\nwidth=256\nheight=256\nchannels=3\n" + "".join(
+        f"\n[convolutional]\nbatch_normalize=1\nfilters={f}\nsize={k}\nstride={s}\npad=1\n"
+        f"activation=leaky\n" + ("\n[maxpool]\nsize=4\nstride=4\n" if f == 32 and s == 1 else "")
+        for f, k, s in convs))  # fmt: skip
+    net = pydarknet.Network(cfg)
+    first, second = (net.save_random_weights(tmp_path / f"{s}.weights", s) for s in (1, 2))
+    x = np.random.default_rng(0).random((1, 3, 256, 256), dtype=np.float32)
+    net.load_weights(first)
+    before = [net.forward(x)[0] for _ in range(2)]
+    net.load_weights(second)
+    after = net.forward(x)[0]
+    fresh = pydarknet.Network(cfg)
+    fresh.load_weights(second)
+    np.testing.assert_array_equal(after, fresh.forward(x)[0])
+    assert not np.allclose(after, before[0])
+    assert sum(layer.jit_jobs(shape) for layer, shape in zip(net.layers, net.shapes)
+               if isinstance(layer, pydarknet.layers.Convolutional)) == 4  # and the first layer
+    for layer in (net.layers[-1], fresh.layers[-1]):
+        layer.biases += 1.0
+    np.testing.assert_array_equal(net.forward(x)[0], fresh.forward(x)[0])
