@@ -1287,16 +1287,24 @@ class Route(Layer):
             c += ci // self.groups
         return (c, first[1], first[2])
 
-    def forward(self, x, outputs, out, ws):
+    def _pieces(self, outputs, out):
+        """(input's piece, its place in out) for each input."""
         start = 0
         for i in self.inputs:
             src = outputs[i]
             part = src.shape[1] // self.groups
             lo = part * self.group_id
-            piece, dst = src[:, lo : lo + part], out[:, start : start + part]
+            yield src[:, lo : lo + part], out[:, start : start + part]
+            start += part
+
+    def in_place(self, outputs, out) -> bool:
+        """Whether every piece is already in its place: forward would copy nothing."""
+        return all(_same_memory(piece, dst) for piece, dst in self._pieces(outputs, out))
+
+    def forward(self, x, outputs, out, ws):
+        for piece, dst in self._pieces(outputs, out):
             if not _same_memory(piece, dst):  # else the network's plan had it written in place
                 dst[...] = piece
-            start += part
         return out
 
 

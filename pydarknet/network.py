@@ -38,6 +38,10 @@ ALONE_SECONDS = 200e-6
 # whose steps are a compiled job too (MaxPool.jit_jobs) take the same threshold; with Python
 # steps, at 60 us they were slower than at 200 (0.13 -> 0.22 ms).
 ALONE_JIT_SECONDS = 60e-6
+# How _run runs each layer (the plan's modes): split over the pool, on the calling thread alone,
+# or not at all (a concatenating route whose producers wrote in place: a call finding that took
+# ~5 us a route, ~40 us of yolov4-tiny's forward).
+_SPLIT, _ALONE, _SKIP = 0, 1, 2
 CONV_FLOPS_PER_SECOND = 80e9
 OTHER_WORK_PER_SECOND = 4e9
 
@@ -371,8 +375,17 @@ class Network:
                 with threads.serial() if alone[i] else contextlib.nullcontext():
                     ws = max(ws, layers[i].workspace(prevs[i], shapes[i]))
         self.arena_floats = arena.size
+        modes = [_ALONE if a else _SPLIT for a in alone]
+        planned = [None if slot is None or slot[0] in fresh
+                   else views[slot[0]][:, slot[1] : slot[1] + shapes[i][0]]
+                   for i, slot in enumerate(slots)]  # fmt: skip
+        for i, layer in enumerate(layers):  # a route whose producers all wrote in place
+            if (active[i] and isinstance(layer, Route) and planned[i] is not None
+                    and all(planned[k] is not None for k in layer.inputs)
+                    and layer.in_place(planned, planned[i])):  # fmt: skip
+                modes[i] = _SKIP
         return (slots, views, sorted(fresh), shapes, aligned_empty(max(ws, 1)), arena.size,
-                alone)  # fmt: skip
+                modes)  # fmt: skip
 
     @staticmethod
     def _runs_alone(layer, prev, out, n: int) -> bool:
@@ -407,7 +420,7 @@ class Network:
     def _buffers(self, n: int, height: int, width: int,
                  copy: int = 0) -> tuple[list, np.ndarray, list[bool]]:  # fmt: skip
         """Each layer's output buffer, the workspace, and which layers run alone."""
-        slots, views, fresh, shapes, ws, _, alone = self._plan(n, height, width, copy)
+        slots, views, fresh, shapes, ws, _, modes = self._plan(n, height, width, copy)
         views = dict(views)
         for r in fresh:  # returned to the caller: new memory on every call
             views[r] = np.empty((n, *shapes[r]), np.float32)
@@ -418,7 +431,7 @@ class Network:
             else:
                 r, offset = slot
                 buffers.append(views[r][:, offset : offset + shapes[i][0]])
-        return buffers, ws, alone
+        return buffers, ws, modes
 
     def forward(self, x: np.ndarray, profile: list | None = None) -> list[np.ndarray]:
         """x: float32 (N, 3, H, W) RGB in [0, 1] -> the raw (N, C, h, w) map fed into each head.
@@ -443,12 +456,12 @@ class Network:
         with threads.blas_single(), threads.remembering_kernels(self.kernel_key(*x.shape[2:])):
             if profile is None and x.shape[0] > 1 and pool.size > 1:
                 return self._forward_images(x, pool)
-            buffers, ws, alone = self._buffers(x.shape[0], *x.shape[2:])
-            return self._run(x, buffers, ws, alone, profile)
+            buffers, ws, modes = self._buffers(x.shape[0], *x.shape[2:])
+            return self._run(x, buffers, ws, modes, profile)
 
-    def _run(self, x, buffers, ws, alone, profile=None) -> list[np.ndarray]:
-        """The layers in order on x, each writing its planned buffer; those `alone` marks on
-        the calling thread only."""
+    def _run(self, x, buffers, ws, modes, profile=None) -> list[np.ndarray]:
+        """The layers in order on x, each writing its planned buffer; by `modes` (the plan's),
+        some on the calling thread only, routes whose inputs are in place not at all."""
         outputs: list[np.ndarray | None] = []
         clock = time.perf_counter
         for i, (layer, out) in enumerate(zip(self.layers, buffers)):
@@ -456,11 +469,14 @@ class Network:
                 outputs.append(None)
                 continue
             t0 = clock() if profile is not None else 0.0
-            if alone[i]:
+            mode = modes[i]
+            if mode == _SPLIT:
+                y = layer.forward(x, outputs, out, ws)
+            elif mode == _ALONE:
                 with threads.serial():
                     y = layer.forward(x, outputs, out, ws)
-            else:
-                y = layer.forward(x, outputs, out, ws)
+            else:  # _SKIP: the route's output already holds its inputs
+                y = out
             if out is not None and y is not out:
                 np.copyto(out, y)  # the plan's readers look in out
                 y = out
@@ -479,8 +495,8 @@ class Network:
 
         def one(b: int, slot: int) -> None:
             with threads.serial():
-                buffers, ws, alone = self._buffers(1, *x.shape[2:], copy=slot)
-                results[b] = self._run(x[b : b + 1], buffers, ws, alone)  # outputs: fresh arrays
+                buffers, ws, modes = self._buffers(1, *x.shape[2:], copy=slot)
+                results[b] = self._run(x[b : b + 1], buffers, ws, modes)  # outputs: fresh arrays
 
         pool.run(one, x.shape[0])
         return [np.concatenate([r[k] for r in results]) for k in range(len(self.output_layers))]

@@ -737,10 +737,15 @@ def test_arena_gives_the_same_outputs_as_one_buffer_per_layer(random_model, name
     shared = [a.copy() for a in net.forward(x)]
     arena = net.arena_floats
     again = net.forward(x)  # a second pass over the reused arena
+    skip = pydarknet.network._SKIP
+    skipped = [i for i, mode in enumerate(net._plan(n, h, w)[-1]) if mode == skip]
+    assert skipped  # routes whose producers wrote in place are not run at all
+    assert all(isinstance(net.layers[i], pydarknet.layers.Route) for i in skipped)
     net.share_memory = False
     try:
         alone = net.forward(x)
         assert net.arena_floats > arena  # sharing saved memory
+        assert skip not in net._plan(n, h, w)[-1]  # every route copies
     finally:
         net.share_memory = True
     for a, b, c in zip(shared, again, alone):
@@ -811,8 +816,9 @@ def test_small_layers_run_on_the_calling_thread_alone(random_model, monkeypatch)
         threads.set_num_threads(2)
         shapes = net.infer_shapes(320, 320)
         prevs = [(3, 320, 320)] + shapes[:-1]
+        modes = net._plan(1, 320, 320)[-1]  # routes whose inputs are in place: not called
         expected = {i: 1 if net._runs_alone(layer, prevs[i], shapes[i], 1) else 2
-                    for i, layer in enumerate(net.layers)}  # fmt: skip
+                    for i, layer in enumerate(net.layers) if modes[i] != network._SKIP}  # fmt: skip
         mixed = net.forward(x)
         assert seen == expected and set(seen.values()) == {1, 2}
         assert seen[0] == 2 and seen[25] == 1  # 320x320 -> 160x160 x32; a 20x20x512 maxpool
