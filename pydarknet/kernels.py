@@ -605,10 +605,16 @@ def upsample(x, stride, scale, out):
         for iy in range(h):
             src = x[k, iy]
             first = out[k, iy * stride]
-            for ix in range(w):
-                v = src[ix] * scale
-                for s in range(stride):
-                    first[ix * stride + s] = v
+            if stride == 2:  # a loop LLVM vectorizes (with stride unknown it stored value by value)
+                for ix in range(w):
+                    v = src[ix] * scale
+                    first[2 * ix] = v
+                    first[2 * ix + 1] = v
+            else:
+                for ix in range(w):
+                    v = src[ix] * scale
+                    for s in range(stride):
+                        first[ix * stride + s] = v
             for s in range(1, stride):
                 dst = out[k, iy * stride + s]
                 for j in range(w * stride):
