@@ -1699,6 +1699,7 @@ def conv3x3_rows(x, wp, bias, code, stride, pad, oy0, oy1, out, plane, taps, fac
 # [JOB_NEXT] the next unclaimed step, [JOB_DONE] steps finished, [JOB_ENTERED] the address of
 # the counter its caller bumps on entering (its pool's; 0: none).
 JOB_NEXT, JOB_DONE, JOB_ENTERED = 0, 1, 2
+JOB_FIRST_DONE = 3  # steps of a job's first part finished (winograd_job's small maps)
 JOB_FIELDS = 8  # one 64-byte line per job state and per worker's flags
 _I64_IR = ir.IntType(64)
 _X86 = __import__("platform").machine().lower() in ("x86_64", "amd64", "i686", "x86")
@@ -2005,9 +2006,11 @@ def winograd_job(st, slot, mode, calls, a, depth, tile, x, pad, th, tw, step, up
     output transform, gemm_tiles, bias_activate). mode 0: the steps (ty0, ty1, f0, f1) of the
     table `steps`, tile rows ty0..ty1 of filters f0..f1 (a multiple of GEMM_MR): each
     transform, products, output transform, bias + activation in this thread's part of the
-    workspace ws (per_slot floats); mode 1: a small map's whole input transform into the start
-    of ws, `step` channels at a time; mode 2: then its products, output transform, bias and
-    activation, `step` filters at a time (a multiple of GEMM_MR). depth: the products' (c, or
+    workspace ws (per_slot floats); mode 1, a small map: first its whole input transform into
+    the start of ws, per_slot channels a step, then, once every one of those steps has ended
+    (a thread that claims a later step waits for them: one job where there were two, and a
+    worker that starts late still gets a share), its products, output transform, bias and
+    activation, `step` filters a step (a multiple of GEMM_MR). depth: the products' (c, or
     4c for stride-2 F(4x4, 2x2)'s phase channels), and for that transform its phase row table
     rows_of and the depth of each element's product (Convolutional.phase_rows; empty arrays
     for the others: every product `depth` deep). Returns the steps it ran."""
@@ -2022,8 +2025,9 @@ def winograd_job(st, slot, mode, calls, a, depth, tile, x, pad, th, tw, step, up
     tp, dp = _at(rows_of), (_at(depths) if depths.size else 0)
     ap = _at(act) + 4 * slot * ACT_SCRATCH
     every = th * tw
-    # the whole map's V, and (mode 2: step is the filters per step) each step's M after it
+    # the whole map's V, and (mode 1: step is the filters per step) each step's M after it
     ld_every, vr_every, mr_every = step_layout(every, tw, depth, step)
+    first = -(-c // per_slot) if mode == 1 else 0  # mode 1: the input transform's steps
     done = 0
     while True:
         i = job_claim(st)
@@ -2042,18 +2046,19 @@ def winograd_job(st, slot, mode, calls, a, depth, tile, x, pad, th, tw, step, up
             lo, hi = tile * ty0 * out_w, min(out_h, tile * ty1) * out_w
             _ccall(fact, (yp + 4 * f0 * out_h * out_w, f1 - f0, out_h * out_w, bp + 4 * f0, code,
                           lo, hi, ap))  # fmt: skip
-        elif mode == 1:
-            ch0 = i * step
-            if ch0 >= c:
-                return done
-            _ccall(fin, (xp, c, h, w, pad, 0, th, tw, ch0, min(c, ch0 + step), wsp, vr_every,
-                         ld_every, tp))  # fmt: skip
+        elif i < first:
+            ch0 = i * per_slot
+            _ccall(fin, (xp, c, h, w, pad, 0, th, tw, ch0, min(c, ch0 + per_slot), wsp,
+                         vr_every, ld_every, tp))  # fmt: skip
+            _atomic_add(_at(st) + 8 * JOB_FIRST_DONE, 1)
         else:
-            f0 = i * step
+            f0 = (i - first) * step
             if f0 >= n:
                 return done
+            while _atomic_read(_at(st) + 8 * JOB_FIRST_DONE) < first:
+                _spin_pause()  # input steps still running on another thread
             f1 = min(n, f0 + step)
-            mp = wsp + 4 * a * (vr_every + i * mr_every) * ld_every
+            mp = wsp + 4 * a * (vr_every + (i - first) * mr_every) * ld_every
             _ccall(fgemm, (upp, a, blocks, depth, f0 // GEMM_MR, -(-f1 // GEMM_MR), wsp, vr_every,
                            ld_every, every, mp, mr_every, ld_every, f1 - f0, sp, floats,
                            dp))  # fmt: skip

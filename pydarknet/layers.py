@@ -1003,7 +1003,7 @@ class Convolutional(Layer):
         """How many jobs one image's forward hands the pool (network._runs_alone weighs them)."""
         tile = self.winograd_tile(out)
         if tile and self._winograd_steps(out, tile, threads.pool().size)[0] is None:
-            return 2
+            return 1 if self.jit_jobs(out) else 2  # as Python steps: the transform, the filters
         return 1
 
     def _forward_winograd(self, x, out, ws, tile):
@@ -1086,13 +1086,13 @@ class Convolutional(Layer):
             act, scratch = _job_scratch(pool.size, depth)
             for b in range(x.shape[0]):
                 common = (a, depth, tile, x[b], pad, th, tw)
-                tail = (u, ws, per_slot, out[b], self.biases, self.activation, act, scratch,
-                        table, rows_of, depths)  # fmt: skip
+                tail = (out[b], self.biases, self.activation, act, scratch, table, rows_of,
+                        depths)  # fmt: skip
                 if steps is not None:
-                    pool.run_jit(job, len(steps), 0, calls, *common, 0, *tail)
+                    pool.run_jit(job, len(steps), 0, calls, *common, 0, u, ws, per_slot, *tail)
                     continue
-                pool.run_jit(job, -(-c // per), 1, calls, *common, per, *tail)
-                pool.run_jit(job, -(-n // fstep), 2, calls, *common, fstep, *tail)
+                pool.run_jit(job, -(-c // per) + -(-n // fstep), 1, calls, *common, fstep, u, ws,
+                             per, *tail)  # fmt: skip
             return out
 
         return run

@@ -674,18 +674,21 @@ def test_winograd_tile_choice_with_blas(monkeypatch):
     assert conv.winograd_tile((64, 104, 104)) == 2
 
 
-def test_pool_jobs_count_the_small_map_winograd_transform():
+@pytest.mark.parametrize("packed", [False, True])
+def test_pool_jobs_count_the_small_map_winograd_transform(monkeypatch, packed):
     """A Winograd layer on a small map hands the pool its input transform, then its filters:
-    network._runs_alone weighs both jobs."""
+    as Python steps two jobs, which network._runs_alone weighs; as a compiled job (the packed
+    GEMM's) one, whose steps wait for the transform's."""
     from pydarknet.layers import Convolutional
 
+    monkeypatch.setattr(gemm, "PACKED", packed)
     conv = Convolutional.__new__(Convolutional)
     conv.size, conv.stride_x, conv.stride_y, conv.dilation, conv.groups = 3, 1, 1, 1, 1
     conv.c, conv.filters, conv.use_winograd = 64, 64, True
     before = threads.num_threads()
     try:
         threads.set_num_threads(2)
-        assert conv.pool_jobs((64, 16, 16)) == 2  # F(4x4) in one step of tile rows
+        assert conv.pool_jobs((64, 16, 16)) == (1 if packed else 2)  # F(4x4), one row step
         assert conv.pool_jobs((64, 104, 104)) == 1  # F(4x4) by tile rows
         conv.c = 3
         assert conv.pool_jobs((64, 16, 16)) == 1  # im2col
