@@ -533,6 +533,7 @@ def test_every_3x3_path_matches_the_direct_twin(tmp_path, monkeypatch, tile, str
 @pytest.mark.parametrize("c,h,w,filters,stride,pad,act", [
     (3, 30, 50, 16, 1, 1, "leaky"), (3, 41, 57, 13, 2, 1, "mish"), (1, 9, 24, 5, 1, 0, "linear"),
     (4, 20, 66, 3, 2, 2, "logistic"), (2, 33, 49, 32, 2, 0, "relu"), (3, 12, 23, 4, 1, 1, "leaky"),
+    (3, 25, 60, 6, 2, 1, "leaky"),
 ])  # fmt: skip
 def test_few_channel_3x3_without_im2col_matches_direct_twin(tmp_path, monkeypatch, direct,
                                                           threads_n, c, h, w, filters, stride,
