@@ -1699,10 +1699,9 @@ def conv3x3_rows(x, wp, bias, code, stride, pad, oy0, oy1, out, plane, taps, fac
             rows = min(CONV_FR, n - f0)
             at, wg = op + 4 * (f0 * ldo + oy * out_w), wp[g].ctypes.data
             bg = bp + 4 * f0
-            for j in range(0, out_w - CONV_COLS + 1, CONV_COLS):
-                _conv_block(tp, 9 * c, wg, at, ldo, rows, j, bg, fused)
-            if out_w % CONV_COLS:  # the last columns: a block ending at out_w (done twice)
-                _conv_block(tp, 9 * c, wg, at, ldo, rows, out_w - CONV_COLS, bg, fused)
+            for q in range(-(-out_w // CONV_COLS)):  # the last block ends at out_w (some of
+                j = min(q * CONV_COLS, out_w - CONV_COLS)  # its columns done twice): one call
+                _conv_block(tp, 9 * c, wg, at, ldo, rows, j, bg, fused)  # site, half the IR
         if not fused:
             _ccall(fact, (op, n, ldo, bp, code, oy * out_w, (oy + 1) * out_w, ap))
 
