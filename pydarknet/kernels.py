@@ -910,7 +910,7 @@ def _splitter(k: int):
 
         return op
 
-    def lanes(builder, values):
+    def lanes(values):  # a shuffle mask
         return ir.Constant(ir.VectorType(ir.IntType(32), len(values)), values)
 
     def halves(builder, first, lo, hi):
@@ -918,14 +918,14 @@ def _splitter(k: int):
         v4 = ir.VectorType(_F32_IR, 4).as_pointer()
         a, b = (builder.load(builder.bitcast(builder.gep(first, [ir.Constant(ir.IntType(64), o)]),
                                              v4), align=4) for o in (lo, hi))  # fmt: skip
-        return builder.shuffle_vector(a, b, lanes(builder, list(range(8))))
+        return builder.shuffle_vector(a, b, lanes(list(range(8))))
 
     def transpose4(builder, r):
         """Four registers' 4x4 blocks transposed lane by lane: out[p] lane h = r[0..3][p] of
         that lane."""
-        lo, hi = lanes(builder, [0, 8, 1, 9, 4, 12, 5, 13]), lanes(builder, [2, 10, 3, 11, 6, 14, 7, 15])
+        lo, hi = lanes([0, 8, 1, 9, 4, 12, 5, 13]), lanes([2, 10, 3, 11, 6, 14, 7, 15])
         u = [builder.shuffle_vector(r[a], r[a + 1], m) for a in (0, 2) for m in (lo, hi)]
-        even, odd = lanes(builder, [0, 1, 8, 9, 4, 5, 12, 13]), lanes(builder, [2, 3, 10, 11, 6, 7, 14, 15])
+        even, odd = lanes([0, 1, 8, 9, 4, 5, 12, 13]), lanes([2, 3, 10, 11, 6, 7, 14, 15])
         return [builder.shuffle_vector(u[q], u[q + 2], m) for q in (0, 1) for m in (even, odd)]
 
     def phases(builder, first):
@@ -934,11 +934,11 @@ def _splitter(k: int):
             return [halves(builder, first, 0, 4)]
         if k == 2:  # [x0..3 | x8..11], [x4..7 | x12..15]
             a, b = halves(builder, first, 0, 8), halves(builder, first, 4, 12)
-            return [builder.shuffle_vector(a, b, lanes(builder, [p, p + 2, p + 8, p + 10, p + 4,
-                                                                 p + 6, p + 12, p + 14]))
-                    for p in range(2)]  # fmt: skip
+            return [builder.shuffle_vector(a, b, lanes([p, p + 2, p + 8, p + 10, p + 4, p + 6,
+                                                        p + 12, p + 14])) for p in range(2)]
         if k == 4:  # register j: tiles j and j + 4 (4 phases each)
-            return transpose4(builder, [halves(builder, first, 4 * j, 4 * j + 16) for j in range(4)])
+            return transpose4(builder, [halves(builder, first, 4 * j, 4 * j + 16)
+                                        for j in range(4)])  # fmt: skip
         # k == 8: phases 0..3 and 4..7 of tiles j and j + 4
         return [v for h in (0, 4) for v in transpose4(
             builder, [halves(builder, first, 8 * j + h, 8 * j + h + 32) for j in range(4)])]
@@ -1626,7 +1626,7 @@ def _conv_block(typingctx, taps, ntaps, w, out, ldo, rows, j, bias, fused):
         i64 = ir.IntType(64)
         fptr, vptr = _F32_IR.as_pointer(), _V8_IR.as_pointer()
         ptaps = builder.inttoptr(taps, i64.as_pointer())
-        pw, po, pb = builder.inttoptr(w, fptr), builder.inttoptr(out, fptr), builder.inttoptr(bias, fptr)
+        pw, po, pb = (builder.inttoptr(v, fptr) for v in (w, out, bias))
         zero = ir.Constant(_V8_IR, [0.0] * 8)
         acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(CONV_VEC)]
                for _ in range(CONV_FR)]  # fmt: skip

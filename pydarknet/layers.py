@@ -1078,7 +1078,7 @@ class Convolutional(Layer):
         pad, job = self.padding, kernels.winograd_job
         table = _NO_STEPS if steps is None else steps
         rows_of, depths = self.phase_rows() if kind == "_s2f4" else (_NO_PHASES, _NO_DEPTHS)
-        per = -(-c // pool.size)  # small maps: channels per input-transform step (in_steps(c, .., 1))
+        per = -(-c // pool.size)  # small maps: channels per input-transform step,
         fstep = _filter_step(n, pool.size)  # and filters per product step
 
         def run(x, out, ws):
@@ -1099,7 +1099,7 @@ class Convolutional(Layer):
 
 
 _UNKNOWN = object()  # Convolutional._jit_run's "not worked out yet"
-_NO_STEPS = np.zeros((0, 4), np.int64)  # winograd_job's step table in modes 1 and 2
+_NO_STEPS = np.zeros((0, 4), np.int64)  # winograd_job's step table in mode 1
 _NO_PHASES = np.zeros((25, 4, 2), np.int64)  # and its phase table and depths, but at stride-2
 _NO_DEPTHS = np.zeros(0, np.int64)  # F(4x4, 2x2)
 

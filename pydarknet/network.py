@@ -418,8 +418,9 @@ class Network:
         return 4 * (arena + ws.size)
 
     def _buffers(self, n: int, height: int, width: int,
-                 copy: int = 0) -> tuple[list, np.ndarray, list[bool]]:  # fmt: skip
-        """Each layer's output buffer, the workspace, and which layers run alone."""
+                 copy: int = 0) -> tuple[list, np.ndarray, list[int]]:  # fmt: skip
+        """Each layer's output buffer, the workspace, and how _run runs each layer (_SPLIT,
+        _ALONE, _SKIP)."""
         slots, views, fresh, shapes, ws, _, modes = self._plan(n, height, width, copy)
         views = dict(views)
         for r in fresh:  # returned to the caller: new memory on every call
