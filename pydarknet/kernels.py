@@ -1375,15 +1375,40 @@ def winograd_s2f4_output(m, ty0, ty1, tw, f0, f1, out):
 # the inner loop reads it; BLAS packs A again on every call, and on a Winograd layer's products
 # (A filters x channels, B channels x tiles, with 16-49 tiles or few filters) that copy is much
 # of the work: OpenBLAS runs (512 x 512) @ (512 x 16) at ~40 GFLOP/s on one core, this at ~70.
-# The inner loop keeps a 6 x 16 tile of C in twelve 8-float vectors (generic LLVM vector IR
-# through a Numba intrinsic, which LLVM lowers to the CPU's own vector instructions; checked on
-# AVX2, and used only there, see gemm.PACKED): each step of k loads two vectors of a row of B
-# and multiply-adds them with 6 broadcast values of A. Columns past the last multiple of 8 are
+# The inner loop keeps a 6 x 2w tile of C in twelve w-float vectors, w = GEMM_VEC (generic LLVM
+# vector IR through a Numba intrinsic, which LLVM lowers to the CPU's own vector instructions;
+# checked on AVX2 and AVX-512, see gemm.PACKED): each step of k loads two vectors of a row of B
+# and multiply-adds them with 6 broadcast values of A. Columns past the last multiple of w are
 # copied into scratch first and their tile goes through a scratch tile (or, 1-3 of them, one
 # column at a time: _gemm_column); a last block of fewer than 6 rows (A is packed with zero
 # rows) has only its own rows stored: nothing is read or written outside the arrays.
 GEMM_MR = 6  # rows of A (filters) per tile
-GEMM_NR = 16  # columns of B per tile: two vectors of 8
+
+
+def _compiled_for_avx512() -> bool:
+    """Whether Numba compiles for a CPU with AVX-512F: the features it is told to use
+    (NUMBA_CPU_FEATURES), else the host's. Numba keys its on-disk cache by the same features,
+    so code built with either vector width is never loaded where the other applies."""
+    import numba
+
+    told = numba.config.CPU_FEATURES
+    if told:
+        return "+avx512f" in told.split(",")
+    try:
+        from llvmlite import binding
+
+        return bool(binding.get_host_cpu_features().get("avx512f"))
+    except Exception:  # no feature list from LLVM
+        return False
+
+
+# Floats per vector of the GEMM's tiles: 16 (a ZMM register) with AVX-512's 32 registers, where
+# twelve 16-float accumulators fit as twelve 8-float ones do in AVX2's 16. One core of an AVX-512
+# CPU (AMD Zen 5): (256 x 256) @ (256 x 64) 127 -> 258 GFLOP/s, (256 x 384) @ (384 x 192) 130 ->
+# 222 against 8-float vectors.
+GEMM_VEC = 16 if _compiled_for_avx512() else 8
+GEMM_NR = 2 * GEMM_VEC  # columns of B per tile: two vectors
+_VEC_IR = ir.VectorType(_F32_IR, GEMM_VEC)
 # Each step of k asks for A's floats this far ahead (2 KB, ~85 steps) into the cache. A small
 # map's products read each block of U once, streamed from memory: (512 x 512) @ (512 x 16) on
 # one core, a new U for each of 36 elements, 3.70 -> 3.21-3.33 ms (with one U repeated, 3.1 either
@@ -1392,18 +1417,20 @@ GEMM_NR = 16  # columns of B per tile: two vectors of 8
 GEMM_PREFETCH = 512
 
 
-def _fmuladd(builder):
-    """fmuladd on 8-float vectors: one FMA where the CPU has it, else a multiply and an add."""
-    vector_type = ir.FunctionType(_V8_IR, [_V8_IR, _V8_IR, _V8_IR])
-    return cgutils.get_or_insert_function(builder.module, vector_type, "llvm.fmuladd.v8f32")
+def _fmuladd(builder, width: int = 8):
+    """fmuladd on `width`-float vectors: one FMA where the CPU has it, else a multiply and an
+    add."""
+    vt = ir.VectorType(_F32_IR, width)
+    vector_type = ir.FunctionType(vt, [vt, vt, vt])
+    return cgutils.get_or_insert_function(builder.module, vector_type, f"llvm.fmuladd.v{width}f32")
 
 
-def _splat(builder, value):
-    """An 8-float vector of one float."""
-    i32 = ir.IntType(32)
-    x = builder.insert_element(ir.Constant(_V8_IR, ir.Undefined), value, ir.Constant(i32, 0))
-    return builder.shuffle_vector(x, ir.Constant(_V8_IR, ir.Undefined),
-                                  ir.Constant(ir.VectorType(i32, 8), [0] * 8))  # fmt: skip
+def _splat(builder, value, width: int = 8):
+    """A `width`-float vector of one float."""
+    i32, vt = ir.IntType(32), ir.VectorType(_F32_IR, width)
+    x = builder.insert_element(ir.Constant(vt, ir.Undefined), value, ir.Constant(i32, 0))
+    return builder.shuffle_vector(x, ir.Constant(vt, ir.Undefined),
+                                  ir.Constant(ir.VectorType(i32, width), [0] * width))  # fmt: skip
 
 
 def _store_rows(builder, pc, ldc, rows, store):
@@ -1416,9 +1443,9 @@ def _store_rows(builder, pc, ldc, rows, store):
 
 
 def _gemm_tile(vectors: int):
-    """An intrinsic tile(a, b, ldb, c, ldc, k, rows): C[:rows, :8*vectors] = (Ap @ B)[:rows],
+    """An intrinsic tile(a, b, ldb, c, ldc, k, rows): C[:rows, :w*vectors] = (Ap @ B)[:rows],
     where Ap is one packed block (k x 6, contiguous; rows past `rows` are computed, not
-    stored), B's rows (8*vectors floats each) are ldb floats apart and C's rows ldc apart.
+    stored), B's rows (w*vectors floats each, w = GEMM_VEC) are ldb floats apart and C's rows ldc apart.
     Arguments are addresses and float counts; the caller keeps every one of them inside its
     arrays (this is the only code here that Numba's bounds checks cannot see)."""
 
@@ -1428,13 +1455,13 @@ def _gemm_tile(vectors: int):
 
         def codegen(context, builder, signature, args):
             a, b, ldb, c, ldc, k, rows = args
-            fptr, vptr = _F32_IR.as_pointer(), _V8_IR.as_pointer()
+            fptr, vptr = _F32_IR.as_pointer(), _VEC_IR.as_pointer()
             pa, pb, pc = (builder.inttoptr(x, fptr) for x in (a, b, c))
             i32 = ir.IntType(32)
-            zero = ir.Constant(_V8_IR, [0.0] * 8)
+            zero = ir.Constant(_VEC_IR, [0.0] * GEMM_VEC)
             acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(vectors)]
                    for _ in range(GEMM_MR)]  # fmt: skip
-            fma = _fmuladd(builder)
+            fma = _fmuladd(builder, GEMM_VEC)
             i8p = ir.IntType(8).as_pointer()
             prefetch_type = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
             prefetch = cgutils.get_or_insert_function(builder.module, prefetch_type,
@@ -1448,19 +1475,20 @@ def _gemm_tile(vectors: int):
                                         ir.Constant(i32, 0), ir.Constant(i32, 3),
                                         ir.Constant(i32, 1)])  # fmt: skip
                 row = builder.gep(pb, [builder.mul(i, ldb)])
-                bv = [builder.load(builder.bitcast(builder.gep(row, [ir.Constant(i.type, 8 * h)]),
+                bv = [builder.load(builder.bitcast(builder.gep(row, [ir.Constant(i.type, GEMM_VEC * h)]),
                                                    vptr), align=4)
                       for h in range(vectors)]  # fmt: skip
                 col = builder.gep(pa, [builder.mul(i, ir.Constant(i.type, GEMM_MR))])
                 for r in range(GEMM_MR):
-                    x = _splat(builder, builder.load(builder.gep(col, [ir.Constant(i.type, r)])))
+                    x = _splat(builder, builder.load(builder.gep(col, [ir.Constant(i.type, r)])),
+                               GEMM_VEC)
                     for h in range(vectors):
                         total = builder.call(fma, [x, bv[h], builder.load(acc[r][h])])
                         builder.store(total, acc[r][h])
 
             def store(r, row):
                 for h in range(vectors):
-                    at = builder.bitcast(builder.gep(row, [ir.Constant(ldc.type, 8 * h)]), vptr)
+                    at = builder.bitcast(builder.gep(row, [ir.Constant(ldc.type, GEMM_VEC * h)]), vptr)
                     builder.store(builder.load(acc[r][h]), at, align=4)
 
             _store_rows(builder, pc, ldc, rows, store)
@@ -1471,10 +1499,10 @@ def _gemm_tile(vectors: int):
     return tile
 
 
-_gemm_tile16 = _gemm_tile(2)
-_gemm_tile8 = _gemm_tile(1)
-# Tail columns past the last multiple of 8 cost a whole 8-wide tile each block, the work of 8
-# columns for as few as 1, after a copy into zero-padded scratch. Up to GEMM_COLUMN_TAIL of them
+_gemm_tile_wide = _gemm_tile(2)
+_gemm_tile_narrow = _gemm_tile(1)
+# Tail columns past the last multiple of GEMM_VEC cost a whole vector's tile each block, the
+# work of 8 (or 16) columns for as few as 1, after a copy into zero-padded scratch. Up to GEMM_COLUMN_TAIL of them
 # go one by one through _gemm_column instead, ~0.5 ns a step of k each (from the timings below).
 # A 26x26 map's 49 Winograd tiles, (256 x 256) @ (256 x 49) for each of 36 elements on one
 # core: 3.39 -> 3.02 ms (48 columns: 2.78); 50 columns 5%, 51 1-2% faster; yolov4-tiny's four
@@ -1540,16 +1568,17 @@ _GEMM_GROUP_BYTES = 1 << 17
 @njit(cache=True, nogil=True)
 def gemm_packed(ap, b, c, scratch):
     """c = A[:M] @ b, A packed as ap (ceil(M / 6), K, 6) (gemm.pack); b (K, N) and c (M, N)
-    with unit column stride, rows any distance apart; scratch: float32 of >= 8K + 96. Twin:
-    float64 matmul (tests/test_gemm.py)."""
+    with unit column stride, rows any distance apart; scratch: float32 of >= GEMM_VEC * K +
+    GEMM_MR * GEMM_NR (gemm.scratch_floats). Twin: float64 matmul (tests/test_gemm.py)."""
     m, n = c.shape
     k = b.shape[0]
     ldb, ldc = b.strides[0] // 4, c.strides[0] // 4
-    full = n - n % 8  # columns the tiles read from b itself
+    vec = GEMM_VEC
+    full = n - n % vec  # columns the tiles read from b itself
     tail = n - full
     columns = tail if tail <= GEMM_COLUMN_TAIL else 0  # tail columns done one by one
-    bt = scratch[: 8 * k]  # b's last `tail` columns, zero-padded to 8 (or column by column)
-    ct = scratch[8 * k : 8 * k + GEMM_MR * GEMM_NR]  # a tile of C whose columns c lacks
+    bt = scratch[: vec * k]  # b's last `tail` columns, zero-padded to vec (or one by one)
+    ct = scratch[vec * k : vec * k + GEMM_MR * GEMM_NR]  # a tile of C whose columns c lacks
     if columns:
         n, tail = full, 0
         for j in range(columns):  # contiguous: read in place, each value is in another line
@@ -1557,8 +1586,8 @@ def gemm_packed(ap, b, c, scratch):
                 bt[j * k + i] = b[i, full + j]
     if tail:
         for i in range(k):
-            for j in range(8):
-                bt[i * 8 + j] = b[i, full + j] if j < tail else _F(0.0)
+            for j in range(vec):
+                bt[i * vec + j] = b[i, full + j] if j < tail else _F(0.0)
     pb, pc, pbt, pct = b.ctypes.data, c.ctypes.data, bt.ctypes.data, ct.ctypes.data
     blocks = ap.shape[0]
     group = max(1, _GEMM_GROUP_BYTES // (4 * GEMM_MR * k))  # blocks of A per sweep
@@ -1566,19 +1595,19 @@ def gemm_packed(ap, b, c, scratch):
         j0 = 0
         while j0 < n:
             wide = j0 + GEMM_NR <= full
-            width = GEMM_NR if wide else min(8, n - j0)
-            src, lds = (pb + 4 * j0, ldb) if j0 < full else (pbt, 8)
+            width = GEMM_NR if wide else min(vec, n - j0)
+            src, lds = (pb + 4 * j0, ldb) if j0 < full else (pbt, vec)
             for block in range(g0, min(blocks, g0 + group)):
                 pa = ap[block].ctypes.data
                 rows = min(GEMM_MR, m - block * GEMM_MR)
-                if width >= 8:  # straight into c (its rows only)
+                if width >= vec:  # straight into c (its rows only)
                     at = pc + 4 * (block * GEMM_MR * ldc + j0)
                     if wide:
-                        _gemm_tile16(pa, src, lds, at, ldc, k, rows)
+                        _gemm_tile_wide(pa, src, lds, at, ldc, k, rows)
                     else:
-                        _gemm_tile8(pa, src, lds, at, ldc, k, rows)
+                        _gemm_tile_narrow(pa, src, lds, at, ldc, k, rows)
                     continue
-                _gemm_tile8(pa, src, lds, pct, GEMM_NR, k, rows)
+                _gemm_tile_narrow(pa, src, lds, pct, GEMM_NR, k, rows)
                 for r in range(rows):
                     for j in range(width):
                         c[block * GEMM_MR + r, j0 + j] = ct[r * GEMM_NR + j]
@@ -1986,8 +2015,8 @@ def _at(a):
 def tile_row_floats(t, tw):
     """Floats in a row of V or M holding t tiles, tw a tile row: room for a last tile row's
     run of 8 (_short_run) where tw < 8; not a multiple of 128 (element_rows)."""
-    ld = (max(t, t - tw + 8) + 7) // 8 * 8
-    return ld + 8 if ld % 128 == 0 else ld
+    ld = (max(t, t - tw + 8) + GEMM_VEC - 1) // GEMM_VEC * GEMM_VEC
+    return ld + GEMM_VEC if ld % 128 == 0 else ld
 
 
 # The transforms write and read the rows of all of a tile's elements at once (6 of 36 per pass of

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 
@@ -129,3 +130,46 @@ def test_env_with_another_value_warns_and_is_ignored():
     out = subprocess.run([sys.executable, "-W", "always", "-c", code], env=env,
                          capture_output=True, text=True, cwd=ROOT, check=True)  # fmt: skip
     assert "PYDARKNET_GEMM='fast' is neither 'packed' nor 'blas'; ignored" in out.stderr
+
+
+# What LLVM's haswell target has: AVX2 and FMA, no AVX-512.
+_AVX2_FEATURES = ("+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+f16c,+fma,+fsgsbase,+lzcnt,+mmx,"
+                  "+movbe,+pclmul,+popcnt,+rdrnd,+sse,+sse2,+sse3,+sse4.1,+sse4.2,+ssse3,+xsave")
+
+
+def test_vector_width_follows_the_cpu_numba_compiles_for(tmp_path):
+    """The packed GEMM's vectors are 16 floats where Numba compiles for AVX-512F, else 8; told
+    to compile for an AVX2 CPU (NUMBA_CPU_NAME/FEATURES, a cache of its own), the 8-float
+    kernel is the one built."""
+    env = {**os.environ, "NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": _AVX2_FEATURES,
+           "NUMBA_CACHE_DIR": str(tmp_path), "PYDARKNET_GEMM": "packed"}  # fmt: skip
+    env.pop("NUMBA_DISABLE_JIT", None)
+    code = "from pydarknet import kernels; print(kernels.GEMM_VEC, kernels.GEMM_NR)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         cwd=ROOT, check=True)  # fmt: skip
+    assert out.stdout.split() == ["8", "16"]
+    from llvmlite import binding
+
+    from pydarknet import kernels
+
+    if not numba.config.CPU_FEATURES and not numba.config.CPU_NAME:
+        wide = bool(binding.get_host_cpu_features().get("avx512f"))
+        assert kernels.GEMM_VEC == (16 if wide else 8)
+
+
+def test_gemm_at_the_other_vector_width(tmp_path):
+    """This file's GEMM tests once more with the 8-float tile, compiled for an AVX2 CPU (the
+    16-float one runs in the main pass on an AVX-512 machine)."""
+    from llvmlite import binding
+
+    if not binding.get_host_cpu_features().get("avx512f"):
+        pytest.skip("this CPU has no AVX-512: the main pass ran the 8-float tile, and the "
+                    "16-float one cannot run here")  # fmt: skip
+    env = {**os.environ, "NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": _AVX2_FEATURES,
+           "NUMBA_CACHE_DIR": str(tmp_path), "PYDARKNET_GEMM": "packed"}  # fmt: skip
+    env.pop("NUMBA_DISABLE_JIT", None)
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          str(Path(__file__)), "-k", "not other_vector_width and not follows"],
+                         env=env, capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert " passed" in out.stdout and "failed" not in out.stdout
