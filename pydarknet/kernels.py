@@ -1632,19 +1632,23 @@ def gemm_tiles(up, v, m, scratch):
 # Its im2col matrix is 9c rows of the whole map (c = 3: 27 x 173k floats at 416x416) and BLAS's
 # product of 16-32 filters with it runs at ~37 GFLOP/s a core in the layer. Here each output
 # row's 9c taps are read in place from a band of zero-padded input rows (split into even and odd
-# columns at stride 2): a block of 4 filters x 24 columns in twelve 8-float accumulators, one
-# tap at a time (three loads of the tap's row, 4 broadcast weights, 12 multiply-adds), stored
-# once: with the bias added and leaky applied in registers where the activation is linear or
-# leaky, else followed by bias + activation on the row while it is in cache (~78 GFLOP/s a core).
-CONV_FR, CONV_VEC = 4, 3  # filters and 8-float column vectors per block
-CONV_COLS = 8 * CONV_VEC
+# columns at stride 2): a block of CONV_FR filters x CONV_COLS columns in twelve (or sixteen)
+# vector accumulators, one tap at a time (a load per vector of the tap's row, a broadcast weight
+# per filter, a multiply-add for each pair), stored once: with the bias added and leaky applied
+# in registers where the activation is linear or leaky, else followed by bias + activation on
+# the row while it is in cache (~78 GFLOP/s a core). With AVX2 4 filters x three 8-float
+# vectors; with AVX-512 (GEMM_VEC 16: 32 registers) 8 filters x two 16-float vectors. One Zen 5
+# core, against the 8-float blocks: yolov4-tiny's 3 -> 32 at 416 0.83 -> 0.57-0.63 ms (4 x 48:
+# 0.68, 8 x 48: 0.63), yolov3-tiny's 3 -> 16 1.40 -> 0.81-0.82 (4 x 48: 0.89, 8 x 48: 0.85).
+CONV_FR, CONV_VEC = (8, 2) if GEMM_VEC == 16 else (4, 3)  # filters, vectors per block
+CONV_COLS = GEMM_VEC * CONV_VEC
 
 
 @intrinsic
 def _conv_block(typingctx, taps, ntaps, w, out, ldo, rows, j, bias, fused):
-    """out[f * ldo + j : ... + 24] = sum over t < ntaps of w[4t + f] * row_t[j : j + 24] for
-    f < rows (<= 4), row_t at the address taps[t] (int64s), w the block's 4 filters' weights
-    tap by tap; fused 1: plus bias[f] (floats at the address bias), 2: then leaky, as
+    """out[f * ldo + j : ... + CONV_COLS] = sum over t < ntaps of w[CONV_FR t + f] *
+    row_t[j : j + CONV_COLS] for f < rows (<= CONV_FR), row_t at the address taps[t] (int64s),
+    w the block's filters' weights tap by tap; fused 1: plus bias[f] (floats at the address bias), 2: then leaky, as
     _act_segment does, on the sums still in registers (a pass per row took ~0.1 ms of
     yolov4-tiny's first layer); 0: the sums. Addresses and counts; the caller keeps every read
     and write inside its arrays."""
@@ -1653,27 +1657,28 @@ def _conv_block(typingctx, taps, ntaps, w, out, ldo, rows, j, bias, fused):
     def codegen(context, builder, signature, args):
         taps, ntaps, w, out, ldo, rows, j, bias, fused = args
         i64 = ir.IntType(64)
-        fptr, vptr = _F32_IR.as_pointer(), _V8_IR.as_pointer()
+        fptr, vptr = _F32_IR.as_pointer(), _VEC_IR.as_pointer()
         ptaps = builder.inttoptr(taps, i64.as_pointer())
         pw, po, pb = (builder.inttoptr(v, fptr) for v in (w, out, bias))
-        zero = ir.Constant(_V8_IR, [0.0] * 8)
+        zero = ir.Constant(_VEC_IR, [0.0] * GEMM_VEC)
         acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(CONV_VEC)]
                for _ in range(CONV_FR)]  # fmt: skip
-        fma = _fmuladd(builder)
+        fma = _fmuladd(builder, GEMM_VEC)
         with cgutils.for_range(builder, ntaps) as loop:
             t = loop.index
             row = builder.gep(builder.inttoptr(builder.load(builder.gep(ptaps, [t])), fptr), [j])
-            bv = [builder.load(builder.bitcast(builder.gep(row, [ir.Constant(i64, 8 * h)]), vptr),
+            bv = [builder.load(builder.bitcast(builder.gep(row, [ir.Constant(i64, GEMM_VEC * h)]),
+                                                   vptr),
                                align=4) for h in range(CONV_VEC)]  # fmt: skip
             wrow = builder.gep(pw, [builder.mul(t, ir.Constant(i64, CONV_FR))])
             for f in range(CONV_FR):
-                x = _splat(builder, builder.load(builder.gep(wrow, [ir.Constant(i64, f)])))
+                x = _splat(builder, builder.load(builder.gep(wrow, [ir.Constant(i64, f)])), GEMM_VEC)
                 for h in range(CONV_VEC):
                     builder.store(builder.call(fma, [x, bv[h], builder.load(acc[f][h])]),
                                   acc[f][h])  # fmt: skip
         biased = builder.icmp_signed(">", fused, ir.Constant(i64, 0))
         leaky = builder.icmp_signed("==", fused, ir.Constant(i64, 2))
-        tenth = ir.Constant(_V8_IR, [float(np.float32(0.1))] * 8)
+        tenth = ir.Constant(_VEC_IR, [float(np.float32(0.1))] * GEMM_VEC)
         for f in range(CONV_FR):
             with builder.if_then(builder.icmp_signed(">", rows, ir.Constant(i64, f)), likely=True):
                 dst = builder.gep(po, [builder.add(builder.mul(ir.Constant(i64, f), ldo), j)])
@@ -1681,11 +1686,11 @@ def _conv_block(typingctx, taps, ntaps, w, out, ldo, rows, j, bias, fused):
                                    ir.Constant(_F32_IR, 0.0))  # fmt: skip
                 for h in range(CONV_VEC):
                     v = builder.load(acc[f][h])
-                    v = builder.select(biased, builder.fadd(v, _splat(builder, b)), v)
+                    v = builder.select(biased, builder.fadd(v, _splat(builder, b, GEMM_VEC)), v)
                     low = builder.fmul(tenth, v)
                     v = builder.select(leaky, builder.select(builder.fcmp_ordered(">", v, zero), v,
                                                              low), v)  # fmt: skip
-                    at = builder.bitcast(builder.gep(dst, [ir.Constant(i64, 8 * h)]), vptr)
+                    at = builder.bitcast(builder.gep(dst, [ir.Constant(i64, GEMM_VEC * h)]), vptr)
                     builder.store(v, at, align=4)
         return context.get_dummy_value()
 
@@ -1700,7 +1705,8 @@ def conv3x3_plane_shape(c: int, w: int, stride: int, pad: int, rows: int) -> tup
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def conv3x3_rows(x, wp, bias, code, stride, pad, oy0, oy1, out, plane, taps, fact, ap):
     """Output rows oy0..oy1 of a 3x3 convolution (one group, undilated, stride 1 or 2) of x
-    (c, h, w) with the weights packed as wp (ceil(n / 4), 9c, 4), [block, (ch, ky, kx), f],
+    (c, h, w) with the weights packed as wp (ceil(n / CONV_FR), 9c, CONV_FR), [block, (ch, ky,
+    kx), f],
     plus bias and activation (the C bias_activate at fact, its scratch at ap: compiled once,
     not again in here): out (n, out_h, out_w), out_w >= CONV_COLS. plane
     (conv3x3_plane_shape(..., oy1 - oy0)) and taps (int64, 9c) are scratch: plane[ch, r, p, i]

@@ -754,7 +754,8 @@ class Convolutional(Layer):
 
     def few_channels_direct(self, out: Shape) -> bool:
         """A 3x3 convolution of 1-4 channels (a first layer) runs without im2col
-        (kernels.conv3x3_rows): one group, undilated, stride 1 or 2, >= 24 output columns,
+        (kernels.conv3x3_rows): one group, undilated, stride 1 or 2, >= kernels.CONV_COLS (24,
+        32 with AVX-512) output columns,
         where the packed GEMM's kernels are in use (and not in a network that keeps to im2col,
         Network.winograd = False). 2 threads, same process, alternating: yolov3-tiny's
         3 -> 16 layer at 416 2.86 -> 1.55 ms (the next two layers then took 0.2 ms longer; the

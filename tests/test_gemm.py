@@ -157,19 +157,23 @@ def test_vector_width_follows_the_cpu_numba_compiles_for(tmp_path):
         assert kernels.GEMM_VEC == (16 if wide else 8)
 
 
-def test_gemm_at_the_other_vector_width(tmp_path):
-    """This file's GEMM tests once more with the 8-float tile, compiled for an AVX2 CPU (the
-    16-float one runs in the main pass on an AVX-512 machine)."""
+def test_kernels_at_the_other_vector_width(tmp_path):
+    """This file's GEMM tests, and the few-channel and Winograd layers' tests, once more with
+    8-float vectors, compiled for an AVX2 CPU (the 16-float ones run in the main pass on an
+    AVX-512 machine)."""
     from llvmlite import binding
 
     if not binding.get_host_cpu_features().get("avx512f"):
-        pytest.skip("this CPU has no AVX-512: the main pass ran the 8-float tile, and the "
-                    "16-float one cannot run here")  # fmt: skip
+        pytest.skip("this CPU has no AVX-512: the main pass ran the 8-float kernels, and the "
+                    "16-float ones cannot run here")  # fmt: skip
     env = {**os.environ, "NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": _AVX2_FEATURES,
            "NUMBA_CACHE_DIR": str(tmp_path), "PYDARKNET_GEMM": "packed"}  # fmt: skip
     env.pop("NUMBA_DISABLE_JIT", None)
+    kernel_tests = "tests/test_kernels.py::test_"
     out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                          str(Path(__file__)), "-k", "not other_vector_width and not follows"],
+                          "tests/test_gemm.py", "-k", "not other_vector_width and not follows",
+                          kernel_tests + "few_channel_3x3_without_im2col_matches_direct_twin",
+                          kernel_tests + "winograd_products_either_way"],
                          env=env, capture_output=True, text=True, cwd=ROOT)  # fmt: skip
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     assert " passed" in out.stdout and "failed" not in out.stdout

@@ -533,15 +533,17 @@ def test_every_3x3_path_matches_the_direct_twin(tmp_path, monkeypatch, tile, str
 @pytest.mark.parametrize("c,h,w,filters,stride,pad,act", [
     (3, 30, 50, 16, 1, 1, "leaky"), (3, 41, 57, 13, 2, 1, "mish"), (1, 9, 24, 5, 1, 0, "linear"),
     (4, 20, 66, 3, 2, 2, "logistic"), (2, 33, 49, 32, 2, 0, "relu"), (3, 12, 23, 4, 1, 1, "leaky"),
-    (3, 25, 60, 6, 2, 1, "leaky"),
+    (3, 25, 60, 6, 2, 1, "leaky"), (3, 17, 101, 13, 2, 1, "leaky"), (2, 8, 81, 9, 1, 1, "linear"),
+    (3, 11, 31, 20, 1, 0, "leaky"),
 ])  # fmt: skip
 def test_few_channel_3x3_without_im2col_matches_direct_twin(tmp_path, monkeypatch, direct,
                                                           threads_n, c, h, w, filters, stride,
                                                           pad, act):  # fmt: skip
     """1-4 channels, 3x3 (a first layer): each output row's taps read in place from a band of
-    padded input rows (split by column phase at stride 2), 4 filters x 24 columns a block, the
-    last block of a row ending at its end (out_w not a multiple of 24), against the direct
-    twin; a map under 24 columns wide (23) goes through im2col. A batch of 2, in row steps."""
+    padded input rows (split by column phase at stride 2), CONV_FR filters x CONV_COLS columns
+    a block (4 x 24, or 8 x 32 with AVX-512), the last block of a row ending at its end (out_w
+    not a multiple of CONV_COLS), against the direct twin; a map narrower than CONV_COLS goes
+    through im2col. A batch of 2, in row steps."""
     monkeypatch.setattr(gemm, "PACKED", direct)  # where the layer takes this way
     before = threads.num_threads()
     threads.set_num_threads(threads_n)
@@ -553,8 +555,9 @@ def test_few_channel_3x3_without_im2col_matches_direct_twin(tmp_path, monkeypatc
         threads.set_num_threads(before)
     layer = net.layers[0]
     out_w = (w + 2 * pad - 3) // stride + 1
-    assert layer.few_channels_direct(got.shape[1:]) == (direct and out_w >= 24)
-    assert (getattr(layer, "_taps", None) is not None) == (direct and out_w >= 24)
+    wide = out_w >= kernels.CONV_COLS
+    assert layer.few_channels_direct(got.shape[1:]) == (direct and wide)
+    assert (getattr(layer, "_taps", None) is not None) == (direct and wide)
     weights = layer.weights.reshape(filters, c, 3, 3)  # read back from the file
     for b in range(2):
         y = reference.conv2d(x[b], weights, layer.biases, stride, pad)
