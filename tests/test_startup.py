@@ -315,9 +315,11 @@ classes=1
 num=3
 """  # a 1x1 convolution and its [yolo]
 
-_EVERY_KERNEL = (  # 52x52: F(4x4) on the 26x26 map, F(2x2) on the 13x13 one; 3 channels: _FIRST
+# 64 wide, 52 high: F(4x4) on the 32x26 map, F(2x2) on the 16x13 one; 3 channels: _FIRST (its
+# output is 32 columns wide: kernels.CONV_COLS with AVX-512)
+_EVERY_KERNEL = (
     """[net]
-width=52
+width=64
 height=52
 channels=3
 
@@ -383,7 +385,7 @@ net.load_weights(sys.argv[2])
 threads.wait_numba_setup()
 refreshed = bool(cpu_target.target_context._registries)  # filled by the context's refresh
 preloaded = sorted(name for name, sigs in threads.kernel_overloads().items() if sigs)
-outs = net.forward(np.random.default_rng(0).random((1, 3, 52, 52), dtype=np.float32))
+outs = net.forward(np.random.default_rng(0).random((1, 3, 52, 64), dtype=np.float32))
 np.savez(sys.argv[3], *outs)
 print(refreshed, preloaded)
 """
