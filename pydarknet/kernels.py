@@ -1414,7 +1414,11 @@ _VEC_IR = ir.VectorType(_F32_IR, GEMM_VEC)
 # one core, a new U for each of 36 elements, 3.70 -> 3.21-3.33 ms (with one U repeated, 3.1 either
 # way); yolov3-tiny's Winograd layers on 2 threads 1-10% faster (its 13x13 512 -> 1024 layer
 # 4.39-4.67 -> 3.98-4.03 ms; the forward 23.5-23.7 -> 21.9-22.2 ms, --layers, two runs each).
-GEMM_PREFETCH = 512
+# The 16-float tile takes a step of k in half the time, so it looks twice as far ahead: on 2
+# threads of a Zen 5, separate processes in turn, yolov4-tiny's forward 11.3-11.5 -> 10.7-11.0
+# ms (its 13x13 512 -> 512 layer 1.46 -> 1.17), yolov3-tiny's 12.8 -> 11.9-12.0 (a slow phase);
+# 2048 floats (8 KB) ahead was no faster again.
+GEMM_PREFETCH = 1024 if GEMM_VEC == 16 else 512
 
 
 def _fmuladd(builder, width: int = 8):
