@@ -31,13 +31,8 @@ def _packed_by_default() -> bool:
     """x86 with AVX2 and FMA, compiled for this CPU."""
     if numba.config.CPU_NAME or numba.config.CPU_FEATURES:
         return False  # Numba told to compile for another CPU: nothing known about it
-    try:
-        from llvmlite import binding
-
-        has = binding.get_host_cpu_features()
-        return bool(has.get("avx2") and has.get("fma"))
-    except Exception:  # no feature list from LLVM: the measured-everywhere way
-        return False
+    has = kernels.host_cpu_features()  # none listed: the measured-everywhere way
+    return bool(has.get("avx2") and has.get("fma"))
 
 
 def _choose() -> tuple[bool, str]:

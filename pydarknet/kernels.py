@@ -1385,6 +1385,16 @@ def winograd_s2f4_output(m, ty0, ty1, tw, f0, f1, out):
 GEMM_MR = 6  # rows of A (filters) per tile
 
 
+def host_cpu_features() -> dict:
+    """This CPU's features as LLVM names them ({} where LLVM gives no list)."""
+    try:
+        from llvmlite import binding
+
+        return dict(binding.get_host_cpu_features())
+    except Exception:
+        return {}
+
+
 def _compiled_for_avx512() -> bool:
     """Whether Numba compiles for a CPU with AVX-512F: the features it is told to use
     (NUMBA_CPU_FEATURES), else the host's. Numba keys its on-disk cache by the same features,
@@ -1394,12 +1404,7 @@ def _compiled_for_avx512() -> bool:
     told = numba.config.CPU_FEATURES
     if told:
         return "+avx512f" in told.split(",")
-    try:
-        from llvmlite import binding
-
-        return bool(binding.get_host_cpu_features().get("avx512f"))
-    except Exception:  # no feature list from LLVM
-        return False
+    return bool(host_cpu_features().get("avx512f"))
 
 
 # Floats per vector of the GEMM's tiles: 16 (a ZMM register) with AVX-512's 32 registers, where
@@ -1449,7 +1454,8 @@ def _store_rows(builder, pc, ldc, rows, store):
 def _gemm_tile(vectors: int):
     """An intrinsic tile(a, b, ldb, c, ldc, k, rows): C[:rows, :w*vectors] = (Ap @ B)[:rows],
     where Ap is one packed block (k x 6, contiguous; rows past `rows` are computed, not
-    stored), B's rows (w*vectors floats each, w = GEMM_VEC) are ldb floats apart and C's rows ldc apart.
+    stored), B's rows (w*vectors floats each, w = GEMM_VEC) are ldb floats apart and C's rows
+    ldc apart.
     Arguments are addresses and float counts; the caller keeps every one of them inside its
     arrays (this is the only code here that Numba's bounds checks cannot see)."""
 
@@ -1479,9 +1485,9 @@ def _gemm_tile(vectors: int):
                                         ir.Constant(i32, 0), ir.Constant(i32, 3),
                                         ir.Constant(i32, 1)])  # fmt: skip
                 row = builder.gep(pb, [builder.mul(i, ldb)])
-                bv = [builder.load(builder.bitcast(builder.gep(row, [ir.Constant(i.type, GEMM_VEC * h)]),
+                bv = [builder.load(builder.bitcast(builder.gep(row, [ir.Constant(i.type, v)]),
                                                    vptr), align=4)
-                      for h in range(vectors)]  # fmt: skip
+                      for v in range(0, vectors * GEMM_VEC, GEMM_VEC)]  # fmt: skip
                 col = builder.gep(pa, [builder.mul(i, ir.Constant(i.type, GEMM_MR))])
                 for r in range(GEMM_MR):
                     x = _splat(builder, builder.load(builder.gep(col, [ir.Constant(i.type, r)])),
@@ -1492,7 +1498,8 @@ def _gemm_tile(vectors: int):
 
             def store(r, row):
                 for h in range(vectors):
-                    at = builder.bitcast(builder.gep(row, [ir.Constant(ldc.type, GEMM_VEC * h)]), vptr)
+                    at = builder.gep(row, [ir.Constant(ldc.type, GEMM_VEC * h)])
+                    at = builder.bitcast(at, vptr)
                     builder.store(builder.load(acc[r][h]), at, align=4)
 
             _store_rows(builder, pc, ldc, rows, store)
@@ -1506,8 +1513,10 @@ def _gemm_tile(vectors: int):
 _gemm_tile_wide = _gemm_tile(2)
 _gemm_tile_narrow = _gemm_tile(1)
 # Tail columns past the last multiple of GEMM_VEC cost a whole vector's tile each block, the
-# work of 8 (or 16) columns for as few as 1, after a copy into zero-padded scratch. Up to GEMM_COLUMN_TAIL of them
-# go one by one through _gemm_column instead, ~0.5 ns a step of k each (from the timings below).
+# work of 8 (or 16) columns for as few as 1, after a copy into zero-padded scratch. Up to
+# GEMM_COLUMN_TAIL of them go one by one through _gemm_column instead, ~0.5 ns a step of k each
+# (from the timings below; with 16-float vectors on a Zen 5, (256 x 256) @ (256 x 33-35):
+# ~3.5 us a column against ~12 us for the scratch tile).
 # A 26x26 map's 49 Winograd tiles, (256 x 256) @ (256 x 49) for each of 36 elements on one
 # core: 3.39 -> 3.02 ms (48 columns: 2.78); 50 columns 5%, 51 1-2% faster; yolov4-tiny's four
 # 26x26 layers 7.2 -> 6.5 ms on 2 threads. From 4 columns the tile is as fast.
@@ -1652,10 +1661,10 @@ CONV_COLS = GEMM_VEC * CONV_VEC
 def _conv_block(typingctx, taps, ntaps, w, out, ldo, rows, j, bias, fused):
     """out[f * ldo + j : ... + CONV_COLS] = sum over t < ntaps of w[CONV_FR t + f] *
     row_t[j : j + CONV_COLS] for f < rows (<= CONV_FR), row_t at the address taps[t] (int64s),
-    w the block's filters' weights tap by tap; fused 1: plus bias[f] (floats at the address bias), 2: then leaky, as
-    _act_segment does, on the sums still in registers (a pass per row took ~0.1 ms of
-    yolov4-tiny's first layer); 0: the sums. Addresses and counts; the caller keeps every read
-    and write inside its arrays."""
+    w the block's filters' weights tap by tap; fused 1: plus bias[f] (floats at the address
+    bias), 2: then leaky, as _act_segment does, on the sums still in registers (a pass per row
+    took ~0.1 ms of yolov4-tiny's first layer); 0: the sums. Addresses and counts; the caller
+    keeps every read and write inside its arrays."""
     sig = types.void(*(types.intp,) * 9)
 
     def codegen(context, builder, signature, args):
@@ -1671,12 +1680,12 @@ def _conv_block(typingctx, taps, ntaps, w, out, ldo, rows, j, bias, fused):
         with cgutils.for_range(builder, ntaps) as loop:
             t = loop.index
             row = builder.gep(builder.inttoptr(builder.load(builder.gep(ptaps, [t])), fptr), [j])
-            bv = [builder.load(builder.bitcast(builder.gep(row, [ir.Constant(i64, GEMM_VEC * h)]),
-                                                   vptr),
-                               align=4) for h in range(CONV_VEC)]  # fmt: skip
+            bv = [builder.load(builder.bitcast(builder.gep(row, [ir.Constant(i64, v)]), vptr),
+                               align=4) for v in range(0, CONV_COLS, GEMM_VEC)]  # fmt: skip
             wrow = builder.gep(pw, [builder.mul(t, ir.Constant(i64, CONV_FR))])
             for f in range(CONV_FR):
-                x = _splat(builder, builder.load(builder.gep(wrow, [ir.Constant(i64, f)])), GEMM_VEC)
+                x = builder.load(builder.gep(wrow, [ir.Constant(i64, f)]))
+                x = _splat(builder, x, GEMM_VEC)
                 for h in range(CONV_VEC):
                     builder.store(builder.call(fma, [x, bv[h], builder.load(acc[f][h])]),
                                   acc[f][h])  # fmt: skip
@@ -1710,9 +1719,8 @@ def conv3x3_plane_shape(c: int, w: int, stride: int, pad: int, rows: int) -> tup
 def conv3x3_rows(x, wp, bias, code, stride, pad, oy0, oy1, out, plane, taps, fact, ap):
     """Output rows oy0..oy1 of a 3x3 convolution (one group, undilated, stride 1 or 2) of x
     (c, h, w) with the weights packed as wp (ceil(n / CONV_FR), 9c, CONV_FR), [block, (ch, ky,
-    kx), f],
-    plus bias and activation (the C bias_activate at fact, its scratch at ap: compiled once,
-    not again in here): out (n, out_h, out_w), out_w >= CONV_COLS. plane
+    kx), f], plus bias and activation (the C bias_activate at fact, its scratch at ap: compiled
+    once, not again in here): out (n, out_h, out_w), out_w >= CONV_COLS. plane
     (conv3x3_plane_shape(..., oy1 - oy0)) and taps (int64, 9c) are scratch: plane[ch, r, p, i]
     is input row stride * oy0 - pad + r at column stride * i + p - pad, zero outside the
     image; tap (ch, ky, kx) of output row oy reads plane[ch, stride (oy - oy0) + ky,
@@ -1860,26 +1868,24 @@ def worker_wait(flags, entered, seen, prev, prev_done, spins):
 # run twice as long. Made (or loaded from Numba's cache) on first use, each once per process;
 # the kernels they wrap are inline="always", so that each is compiled once, inside its wrapper
 # (a first 2-image detect of yolov4-csp: 22.8 -> 18.9 s; 16.5 s before the jobs).
-@intrinsic
-def _f32p(typingctx, addr):
-    """The float32 pointer at integer address addr (for carray)."""
-    sig = types.CPointer(types.float32)(types.int64)
+def _pointer_at(item, item_ir):
+    """An intrinsic p(addr): the pointer to `item` values at integer address addr (for
+    carray)."""
 
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], _F32_IR.as_pointer())
+    @intrinsic
+    def pointer(typingctx, addr):
+        sig = types.CPointer(item)(types.int64)
 
-    return sig, codegen
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], item_ir.as_pointer())
+
+        return sig, codegen
+
+    return pointer
 
 
-@intrinsic
-def _i64p(typingctx, addr):
-    """The int64 pointer at integer address addr (for carray)."""
-    sig = types.CPointer(types.int64)(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], _I64_IR.as_pointer())
-
-    return sig, codegen
+_f32p = _pointer_at(types.float32, _F32_IR)
+_i64p = _pointer_at(types.int64, _I64_IR)
 
 
 @intrinsic

@@ -148,12 +148,10 @@ def test_vector_width_follows_the_cpu_numba_compiles_for(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          cwd=ROOT, check=True)  # fmt: skip
     assert out.stdout.split() == ["8", "16"]
-    from llvmlite import binding
-
     from pydarknet import kernels
 
     if not numba.config.CPU_FEATURES and not numba.config.CPU_NAME:
-        wide = bool(binding.get_host_cpu_features().get("avx512f"))
+        wide = bool(kernels.host_cpu_features().get("avx512f"))
         assert kernels.GEMM_VEC == (16 if wide else 8)
 
 
@@ -161,9 +159,9 @@ def test_kernels_at_the_other_vector_width(tmp_path):
     """This file's GEMM tests, and the few-channel and Winograd layers' tests, once more with
     8-float vectors, compiled for an AVX2 CPU (the 16-float ones run in the main pass on an
     AVX-512 machine)."""
-    from llvmlite import binding
+    from pydarknet import kernels
 
-    if not binding.get_host_cpu_features().get("avx512f"):
+    if not kernels.host_cpu_features().get("avx512f"):
         pytest.skip("this CPU has no AVX-512: the main pass ran the 8-float kernels, and the "
                     "16-float ones cannot run here")  # fmt: skip
     env = {**os.environ, "NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": _AVX2_FEATURES,
