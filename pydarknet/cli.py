@@ -300,7 +300,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if args.dask:
         net = Network(args.cfg)  # the workers load the weights; here only names are needed
     else:  # one image is one forward: Winograd's weight transforms would not pay back
-        net = load(args.cfg, weights, winograd=len(paths) != 1 or args.tta)
+        one = len(paths) == 1 and not args.tta
+        net = load(args.cfg, weights, winograd=not one, stream=one)
     apply_heads(net, args.heads)
     if not net.heads:
         raise DarknetError(f"{args.cfg}: has no [yolo] or [region] layer; it is not a detector")
@@ -681,7 +682,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
     weights = args.weights or default_weights(args.cfg)
     paths = expand_inputs(args.inputs)
-    net = load(args.cfg, weights, winograd=len(paths) != 1)  # one image: see cmd_detect
+    one = len(paths) == 1  # see cmd_detect
+    net = load(args.cfg, weights, winograd=not one, stream=one)
     if net.heads:
         raise DarknetError(f"{args.cfg}: has [yolo]/[region] layers; use `pydarknet detect`")
     classes = int(np.prod(net.shapes[net.output_layers[0]]))

@@ -48,6 +48,8 @@ SMALL_MACS = 1 << 16
 # JIT (Convolutional._winograd_jit, _direct_jit); False: Python steps (tests compare the two).
 JIT_JOBS = True
 _MAKING_U = threading.Lock()
+# a convolution's weights read again from the file (taken under _MAKING_U, never around it)
+_READING = threading.Lock()
 _scratch = threading.local()
 
 
@@ -359,6 +361,18 @@ class Layer:
         """After load(): where each parameter is in the .weights file (weights.FloatsAt, or None
         when the file cannot be read again), for a layer that frees one and re-reads it."""
 
+    # parameters load() may be given without (read from the file when first used, after
+    # locate() has said where): Network.load_weights(stream=True)
+    STREAMED: tuple[str, ...] = ()
+
+    def drop_streamed(self) -> None:
+        """Free the streamed parameters read since load(); they are read again when needed."""
+
+    def wants_streamed(self) -> bool:
+        """Whether a forward reads the streamed parameters (not where a form made from them
+        has replaced them)."""
+        return True
+
     def workspace(self, prev: Shape, out: Shape) -> int:
         return 0
 
@@ -545,7 +559,8 @@ class Convolutional(Layer):
             std = np.sqrt(arrays["rolling_variance"].astype(np.float64) + 0.00001)
             b = b - scale * arrays["rolling_mean"] / std
             self._factor = scale / std
-        self.weights = self._fold(arrays["weights"])  # the setter forgets any older file place
+        # the setter forgets any older file place; streamed weights: locate() gives theirs
+        self.weights = self._fold(arrays["weights"]) if "weights" in arrays else None
         self.biases = np.ascontiguousarray(b, dtype=np.float32)
 
     def _fold(self, w: np.ndarray) -> np.ndarray:
@@ -569,8 +584,11 @@ class Convolutional(Layer):
         Winograd transform replaces them in memory they are freed, and read again from the
         .weights file (bit-identical) only if something asks for them."""
         if self._weights is None and self._weights_at is not None:
-            what = f"[{self.section.kind}] weights ({self.section.path}:{self.section.where()})"
-            self._weights = self._fold(self._weights_at.read(what))
+            with _READING:  # once, whichever thread asks first (a pool step, the prefetch)
+                if self._weights is None and self._weights_at is not None:
+                    what = (f"[{self.section.kind}] weights "
+                            f"({self.section.path}:{self.section.where()})")  # fmt: skip
+                    self._weights = self._fold(self._weights_at.read(what))
         return self._weights
 
     @weights.setter
@@ -728,6 +746,15 @@ class Convolutional(Layer):
         if made is None:
             made = self._phase_rows = _phase_rows(self.padding, self.c)
         return made
+
+    STREAMED = ("weights",)
+
+    def drop_streamed(self) -> None:
+        self._free_weights()
+
+    def wants_streamed(self) -> bool:
+        made = (getattr(self, name, None) for name in ("_winograd_u", "_packed", "_taps"))
+        return not any(m is not None and (not isinstance(m, dict) or m) for m in made)
 
     def _free_weights(self) -> None:
         """Weights once: a form made from them (Winograd's U, packed weights) replaces them in

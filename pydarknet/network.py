@@ -113,6 +113,7 @@ class Network:
         self.share_memory = True  # False: every layer keeps its own buffer (darknet's way)
         self.active = [True] * len(self.layers)  # prune() turns off what no kept head needs
         self.loaded = False
+        self.streamed: dict[int, int] = {}  # layer -> floats load_weights(stream=True) left
         self._plans: dict[tuple, tuple] = {}  # memory plans by (n, size, threads, ..., copy)
         self._plans_lock = threading.Lock()
         self._winograd = True
@@ -163,10 +164,19 @@ class Network:
     def num_params(self) -> int:
         return sum(n for _, _, n in self.param_spec())
 
-    def load_weights(self, path: str | Path) -> Network:
-        """Read a darknet .weights file; its float count must match the cfg exactly."""
+    def load_weights(self, path: str | Path, stream: bool = False) -> Network:
+        """Read a darknet .weights file; its float count must match the cfg exactly.
+
+        stream=True: the convolutions' weights (nearly all of a model's floats) stay in the
+        file until a forward needs them: each layer's are read as it runs (the next layer's on
+        a thread while it runs) and freed after it, so a forward holds one or two layers'
+        weights instead of the model's. For a process that runs one forward (`detect` on one
+        image: yolov3-tiny's peak RSS 129.7 -> ~112 MB); every later forward reads them
+        again. The file must stay as it is until then (a change is an error). A file that
+        cannot be read again (a pipe) is read whole as usual."""
         # a forward follows: Numba's set-up and the kernels' loading overlap the reading
         threads.start_numba_setup(self.kernel_key(self.height, self.width))
+        streamed = {}
         with WeightsReader(path, self.num_params(), self.cfg_path) as reader:
             self.header = reader.header
             for i, layer in enumerate(self.layers):
@@ -174,10 +184,16 @@ class Network:
                 arrays, places = {}, {}
                 for name, n in layer.params():
                     places[name] = reader.where(n)
-                    arrays[name] = reader.take(n, f"layer {i} [{layer.section.kind}] {name}")
+                    what = f"layer {i} [{layer.section.kind}] {name}"
+                    if stream and name in layer.STREAMED and places[name] is not None:
+                        reader.skip(n, what)
+                        streamed[i] = streamed.get(i, 0) + n
+                    else:
+                        arrays[name] = reader.take(n, what)
                 layer.load(arrays)
                 layer.locate(places)
             reader.finish()
+        self.streamed = streamed
         self.loaded = True
         return self
 
@@ -460,9 +476,19 @@ class Network:
             buffers, ws, modes = self._buffers(x.shape[0], *x.shape[2:])
             return self._run(x, buffers, ws, modes, profile)
 
-    def _run(self, x, buffers, ws, modes, profile=None) -> list[np.ndarray]:
+    def _run(self, x, buffers, ws, modes, profile=None, stream=True) -> list[np.ndarray]:
         """The layers in order on x, each writing its planned buffer; by `modes` (the plan's),
-        some on the calling thread only, routes whose inputs are in place not at all."""
+        some on the calling thread only, routes whose inputs are in place not at all.
+        stream: streamed weights are read ahead and freed after their layer (else read when
+        first used and kept, for images run in parallel)."""
+        streamed = self.streamed if stream else {}
+        ahead = _ReadAhead(self.layers, {i: n for i, n in streamed.items() if self.active[i]})
+        try:
+            return self._layers(x, buffers, ws, modes, profile, streamed, ahead)
+        finally:
+            ahead.stop()
+
+    def _layers(self, x, buffers, ws, modes, profile, streamed, ahead) -> list[np.ndarray]:
         outputs: list[np.ndarray | None] = []
         clock = time.perf_counter
         for i, (layer, out) in enumerate(zip(self.layers, buffers)):
@@ -483,6 +509,8 @@ class Network:
                 y = out
             if profile is not None:
                 profile.append((i, clock() - t0))
+            if i in streamed:
+                ahead.next(layer)
             outputs.append(y)
             x = y
         return [outputs[i] for i in self.output_layers]
@@ -497,7 +525,8 @@ class Network:
         def one(b: int, slot: int) -> None:
             with threads.serial():
                 buffers, ws, modes = self._buffers(1, *x.shape[2:], copy=slot)
-                results[b] = self._run(x[b : b + 1], buffers, ws, modes)  # outputs: fresh arrays
+                # outputs: fresh arrays; streamed weights are kept for the other images
+                results[b] = self._run(x[b : b + 1], buffers, ws, modes, stream=False)
 
         pool.run(one, x.shape[0])
         return [np.concatenate([r[k] for r in results]) for k in range(len(self.output_layers))]
@@ -645,14 +674,72 @@ class Network:
         return postprocess.to_detections(boxes, probs, im_w, im_h, names, thresh)
 
 
+class _ReadAhead:
+    """Reads streamed layers' weights (Network.load_weights(stream=True)) in forward order on
+    a thread, one layer ahead of the forward where the two layers' weights together are no
+    more than the largest layer's (else when the forward reaches it): the reads overlap the
+    layers before, and the forward never holds more weights than the largest layer's (with
+    any two at once, yolov3-tiny's detect peaked 4 MB higher). A layer the thread has not
+    reached is read by the forward itself when it needs it (the weights property reads once,
+    whichever thread asks first), and the thread skips it; a failed read is left to the
+    forward, which reports it. Layers whose weights a made form replaces (Winograd's U) are
+    not read."""
+
+    def __init__(self, layers: list, floats: dict[int, int]):
+        self._thread = None
+        if not floats:
+            return
+        order = sorted(floats)
+        sizes = [floats[i] for i in order]
+        most = max(sizes)
+        self._turn = threading.Condition()
+        self._done = 0  # streamed layers the forward has run
+        self._stopped = False
+
+        def read() -> None:
+            for k, i in enumerate(order):
+                with self._turn:  # a layer is dropped (next()) only between two reads
+                    self._turn.wait_for(lambda: self._stopped or self._done >= k or (
+                        self._done == k - 1 and sizes[k - 1] + sizes[k] <= most))
+                    if self._stopped:
+                        return
+                    if self._done > k or not layers[i].wants_streamed():
+                        continue  # run already (the forward read it), or not needed
+                    try:
+                        layers[i].weights  # noqa: B018 - the property reads them
+                    except Exception:
+                        return
+
+        self._thread = threading.Thread(target=read, name="pydarknet-weights", daemon=True)
+        self._thread.start()
+
+    def next(self, layer) -> None:
+        """A streamed layer has run: free its weights; the thread may read one layer more."""
+        if self._thread is None:
+            layer.drop_streamed()
+            return
+        with self._turn:
+            layer.drop_streamed()
+            self._done += 1
+            self._turn.notify()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            with self._turn:
+                self._stopped = True
+                self._turn.notify()
+            self._thread.join()
+
+
 def load(cfg_path: str | Path, weights_path: str | Path | None = None,
-         winograd: bool = True) -> Network:
+         winograd: bool = True, stream: bool = False) -> Network:
     """Build the network of a darknet .cfg and, if given, load its .weights.
-    winograd=False: for a single forward (see Network.winograd)."""
+    For a single forward: winograd=False (see Network.winograd), stream=True (see
+    Network.load_weights)."""
     net = Network(cfg_path)
     net.winograd = winograd  # before the weights: their read starts the kernels' preload
     if weights_path is not None:
-        net.load_weights(weights_path)
+        net.load_weights(weights_path, stream=stream)
     return net
 
 

@@ -156,6 +156,16 @@ class WeightsReader:
         self.pos += n
         return out
 
+    def skip(self, n: int, what: str = "layer") -> None:
+        """Step over the next n floats, to be read later from where(n) (a streamed parameter)."""
+        if self.pos + n > self.size:
+            raise WeightsError(
+                f"{self.path}: ran out of floats at {what}: needs {n:,} more after "
+                f"{self.pos:,} but the file holds {self.size:,}"
+            )
+        self._file.seek(4 * n, os.SEEK_CUR)
+        self.pos += n
+
     def finish(self) -> None:
         """Close the file; floats left over are an error (the cfg and weights do not match)."""
         self.close()

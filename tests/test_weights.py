@@ -85,13 +85,13 @@ def test_take_reads_owned_float32_arrays(tmp_path):
 _needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a POSIX named pipe")
 
 
-def _load_through_a_pipe(cfg, weights, tmp_path):
+def _load_through_a_pipe(cfg, weights, tmp_path, **options):
     """pydarknet.load(cfg, a named pipe that a thread fills with the bytes of `weights`)."""
     fifo = tmp_path / "pipe.weights"
     os.mkfifo(fifo)
     writer = threading.Thread(target=lambda: fifo.write_bytes(weights.read_bytes()))
     writer.start()
-    net = pydarknet.load(cfg, fifo)
+    net = pydarknet.load(cfg, fifo, **options)
     writer.join()
     return net
 
@@ -169,3 +169,149 @@ def test_weights_set_by_hand_replace_the_winograd_transform(tmp_path):
     fresh.layers[0].biases = fresh.layers[0].biases * np.float32(0.5)
     (want,) = fresh.forward(x)
     np.testing.assert_allclose(y, 2 * want, rtol=1e-5, atol=1e-5)
+
+
+# Every kind of convolution a forward may stream: batch-normalised and not, 3x3 at strides 1
+# and 2, depthwise, 1x1; with a pool and a concatenating route between them.
+STREAM = """[net]
+width=32
+height=32
+channels=3
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+pad=1
+activation=leaky
+[maxpool]
+size=2
+stride=2
+[convolutional]
+batch_normalize=1
+filters=32
+size=3
+stride=2
+pad=1
+activation=mish
+[convolutional]
+filters=32
+size=3
+groups=32
+pad=1
+activation=linear
+[convolutional]
+batch_normalize=1
+filters=16
+size=1
+activation=leaky
+[route]
+layers=-1,-3
+[convolutional]
+filters=18
+size=1
+activation=linear
+"""
+_CONVS = [0, 2, 3, 4, 6]
+
+
+def _stream(tmp_path, **options):
+    cfg = tmp_path / "stream.cfg"
+    cfg.write_text(STREAM)
+    path = tmp_path / "s.weights"
+    pydarknet.Network(cfg).save_random_weights(path, seed=7)
+    return cfg, path, pydarknet.load(cfg, path, stream=True, **options)
+
+
+@pytest.mark.parametrize("winograd", [False, True])
+def test_streamed_weights_give_the_same_outputs_and_are_freed(tmp_path, winograd):
+    """load(stream=True) reads no convolution weights; each forward reads them as its layers
+    run and frees them after: outputs bit-identical to a network that holds them, twice."""
+    cfg, path, net = _stream(tmp_path, winograd=winograd)
+    assert sorted(net.streamed) == _CONVS
+    assert all(net.layers[i]._weights is None for i in _CONVS)
+    held = pydarknet.load(cfg, path, winograd=winograd)
+    x = np.random.default_rng(8).random((1, 3, 32, 32), dtype=np.float32)
+    (want,) = held.forward(x)
+    for _ in range(2):
+        (y,) = net.forward(x)
+        np.testing.assert_array_equal(y, want)
+        assert all(net.layers[i]._weights is None for i in _CONVS)
+    for i in _CONVS:  # read back on demand, folded as at load
+        np.testing.assert_array_equal(net.layers[i].weights, held.layers[i].weights)
+
+
+def test_streamed_forward_holds_no_more_weights_than_the_largest_layer(tmp_path):
+    """The read-ahead reads the next layer while one runs only where the two together are no
+    larger than the largest layer: as each convolution starts, the weights held (its own, if
+    read already, and the next's) never exceed that."""
+    _, _, net = _stream(tmp_path, winograd=False)
+    most = max(net.streamed.values())
+    held = []
+    for i in _CONVS:
+        layer = net.layers[i]
+
+        def counting(*args, _forward=layer.forward):
+            held.append(sum(n for j, n in net.streamed.items() if net.layers[j]._weights is not None))
+            return _forward(*args)
+
+        layer.forward = counting
+    for _ in range(3):
+        net.forward(np.zeros((1, 3, 32, 32), np.float32))
+    assert len(held) == 3 * len(_CONVS) and max(held) <= most
+    assert all(net.layers[i]._weights is None for i in _CONVS)
+
+
+def test_streamed_batch_matches_one_image_at_a_time(tmp_path):
+    """A batch (one image per thread where the pool has several) gives each image's outputs."""
+    cfg, path, net = _stream(tmp_path, winograd=False)
+    x = np.random.default_rng(9).random((3, 3, 32, 32), dtype=np.float32)
+    (y,) = net.forward(x)
+    held = pydarknet.load(cfg, path, winograd=False)
+    for b in range(3):
+        np.testing.assert_array_equal(y[b], held.forward(x[b : b + 1])[0][0])
+
+
+def test_streamed_weights_file_changed_is_a_clear_error(tmp_path):
+    cfg, path, net = _stream(tmp_path, winograd=False)
+    pydarknet.Network(cfg).save_random_weights(path, seed=8)  # same size, other floats
+    with pytest.raises(WeightsError, match=r"s\.weights: changed since it was loaded.*stream\.cfg:5"):
+        net.forward(np.zeros((1, 3, 32, 32), np.float32))
+
+
+@_needs_fifo
+def test_weights_from_a_pipe_are_not_streamed(tmp_path):
+    cfg, path, net = _stream(tmp_path)
+    other = _load_through_a_pipe(cfg, path, tmp_path, stream=True)
+    assert other.streamed == {}
+    x = np.random.default_rng(10).random((1, 3, 32, 32), dtype=np.float32)
+    np.testing.assert_array_equal(other.forward(x)[0], net.forward(x)[0])
+
+
+def test_one_image_detect_streams_its_weights(tmp_path, monkeypatch, capsys):
+    """`detect` on one image loads with stream=True (and without Winograd); on two, neither."""
+    import cv2
+
+    from pydarknet import network
+    from pydarknet.cli import main
+
+    from .test_errors import TINY
+
+    cfg, weights = tmp_path / "tiny.cfg", tmp_path / "tiny.weights"
+    cfg.write_text(TINY)
+    pydarknet.Network(cfg).save_random_weights(weights)
+    img = tmp_path / "a.png"
+    cv2.imwrite(str(img), np.zeros((40, 50, 3), np.uint8))
+    seen = []
+    real = network.Network.load_weights
+
+    def recording(self, path, stream=False):
+        seen.append((stream, self.winograd))
+        return real(self, path, stream)
+
+    monkeypatch.setattr(network.Network, "load_weights", recording)
+    for images in ([img], [img, img]):
+        assert main(["detect", str(cfg), *map(str, images), "--weights", str(weights),
+                     "--no-draw", "--json"]) == 0  # fmt: skip
+    assert seen == [(True, False), (False, True)]
+    runs = capsys.readouterr().out
+    assert runs.count('"filename"') == 3
