@@ -34,5 +34,5 @@ setup(
             "onnxruntime>=1.14",
         ],
     },
-    entry_points={"console_scripts": ["pydarknet = pydarknet.cli:main"]},
+    entry_points={"console_scripts": ["pydarknet = pydarknet.cli:run"]},
 )

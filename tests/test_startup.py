@@ -64,6 +64,40 @@ def test_one_image_cold_detect_in_a_fresh_process(tmp_path):
     assert (tmp_path / "out" / "img.jpg").is_file()
 
 
+_RUN_CHILD = """
+import atexit, sys
+marker = sys.argv.pop()
+atexit.register(lambda: open(marker, "w").write("ran"))  # a caller's exit function
+from pydarknet.cli import run
+run()
+"""
+
+
+@pytest.mark.parametrize("missing", [False, True])
+def test_the_command_exits_at_once_with_its_code_and_output(tmp_path, missing):
+    """cli.run (the `pydarknet` command) skips the interpreter's teardown but not what a
+    normal exit guarantees: main()'s exit code, stdout flushed (a pipe: block-buffered), the
+    atexit functions run."""
+    import cv2
+
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY)
+    pydarknet.Network(cfg).save_random_weights(tmp_path / "tiny.weights")
+    img = tmp_path / "img.png"
+    if not missing:
+        cv2.imwrite(str(img), np.zeros((40, 50, 3), np.uint8))
+    marker = tmp_path / "atexit.txt"
+    proc = subprocess.run([sys.executable, "-c", _RUN_CHILD, "detect", str(cfg), str(img),
+                           "--weights", str(tmp_path / "tiny.weights"), "--json", "--no-draw",
+                           str(marker)], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert marker.read_text() == "ran"
+    if missing:
+        assert proc.returncode == 1 and "img.png: cannot read image" in proc.stderr
+    else:
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.lstrip().startswith("[") and proc.stdout.rstrip().endswith("]")
+
+
 _PRELOAD_CHILD = """
 import sys, numpy as np, pydarknet
 from pydarknet import threads
