@@ -168,12 +168,12 @@ class Network:
         """Read a darknet .weights file; its float count must match the cfg exactly.
 
         stream=True: the convolutions' weights (nearly all of a model's floats) stay in the
-        file until a forward needs them: each layer's are read as it runs (the next layer's on
-        a thread while it runs) and freed after it, so a forward holds one or two layers'
-        weights instead of the model's. For a process that runs one forward (`detect` on one
-        image: yolov3-tiny's peak RSS 129.7 -> ~112 MB); every later forward reads them
-        again. The file must stay as it is until then (a change is an error). A file that
-        cannot be read again (a pipe) is read whole as usual."""
+        file until a forward needs them: each layer's are read as it runs (ahead of it on a
+        thread, _ReadAhead) and freed after it, so a forward never holds more weights than its
+        largest layer's instead of the model's. For a process that runs one forward (`detect`
+        on one image: yolov3-tiny's peak RSS 129.7 -> 115 MB, yolov4's 458 -> 237); every
+        later forward reads them again. The file must stay as it is until then (a change is an
+        error). A file that cannot be read again (a pipe) is read whole as usual."""
         # a forward follows: Numba's set-up and the kernels' loading overlap the reading
         threads.start_numba_setup(self.kernel_key(self.height, self.width))
         streamed = {}

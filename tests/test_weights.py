@@ -251,7 +251,8 @@ def test_streamed_forward_holds_no_more_weights_than_the_largest_layer(tmp_path)
         layer = net.layers[i]
 
         def counting(*args, _forward=layer.forward):
-            held.append(sum(n for j, n in net.streamed.items() if net.layers[j]._weights is not None))
+            loaded = [n for j, n in net.streamed.items() if net.layers[j]._weights is not None]
+            held.append(sum(loaded))
             return _forward(*args)
 
         layer.forward = counting
@@ -274,7 +275,8 @@ def test_streamed_batch_matches_one_image_at_a_time(tmp_path):
 def test_streamed_weights_file_changed_is_a_clear_error(tmp_path):
     cfg, path, net = _stream(tmp_path, winograd=False)
     pydarknet.Network(cfg).save_random_weights(path, seed=8)  # same size, other floats
-    with pytest.raises(WeightsError, match=r"s\.weights: changed since it was loaded.*stream\.cfg:5"):
+    changed = r"s\.weights: changed since it was loaded.*stream\.cfg:5"
+    with pytest.raises(WeightsError, match=changed):
         net.forward(np.zeros((1, 3, 32, 32), np.float32))
 
 
