@@ -317,3 +317,43 @@ def test_one_image_detect_streams_its_weights(tmp_path, monkeypatch, capsys):
     assert seen == [(True, False), (False, True)]
     runs = capsys.readouterr().out
     assert runs.count('"filename"') == 3
+
+
+def test_streamed_pruned_network_reads_only_what_its_heads_need(tmp_path, monkeypatch):
+    """With heads pruned, the layers only the others need are neither run nor read."""
+    from pathlib import Path
+
+    from pydarknet import weights
+
+    cfg = Path(__file__).resolve().parents[1] / "cfg" / "yolov4-tiny.cfg"
+    path = tmp_path / "t.weights"
+    held = pydarknet.Network(cfg)
+    held.winograd = False  # the same sums as the streamed network's
+    held.save_random_weights(path, seed=3)
+    net = pydarknet.load(cfg, path, winograd=False, stream=True)
+    held.prune([0])
+    net.prune([0])
+    skipped = [i for i in net.streamed if not net.active[i]]
+    assert skipped and len(skipped) < len(net.streamed)
+    offsets = []
+    real = weights.FloatsAt.read
+
+    def read(self, what="weights"):
+        offsets.append(self.offset)
+        return real(self, what)
+
+    monkeypatch.setattr(weights.FloatsAt, "read", read)
+    x = np.random.default_rng(11).random((1, 3, 64, 64), dtype=np.float32)
+    (y,) = net.forward(x)
+    np.testing.assert_array_equal(y, held.forward(x)[0])
+    assert len(offsets) == len(net.streamed) - len(skipped)
+    assert not {net.layers[i]._weights_at.offset for i in skipped} & set(offsets)
+
+
+def test_streamed_weights_file_removed_is_a_clear_error(tmp_path):
+    """A file gone before the forward: the read-ahead gives up, the forward names the file."""
+    _, path, net = _stream(tmp_path, winograd=False)
+    path.unlink()
+    gone = r"s\.weights: cannot read the \[convolutional\] weights"
+    with pytest.raises(WeightsError, match=gone):
+        net.forward(np.zeros((1, 3, 32, 32), np.float32))
