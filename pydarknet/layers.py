@@ -436,6 +436,10 @@ class Convolutional(Layer):
     flipped: bool = False  # parser.c: the file stores the weights transposed, (c*size*size, n)
     _factor: np.ndarray | None = None  # float64 batch-norm scale folded into the weights
     _weights_at: object = None  # weights.FloatsAt of the raw weights, to read them again
+    # forms made from the weights, in their place (reset by the weights setter)
+    _winograd_u: dict | None = None  # Winograd's U by tile size
+    _packed: np.ndarray | None = None  # a 1x1 layer's packed weights
+    _taps: np.ndarray | None = None  # a few-channel layer's tap weights
     use_winograd: bool = True  # Network.winograd
 
     # assisted_excitation only acts when training; angle/reverse/grad_centr/dot are for training
@@ -752,9 +756,8 @@ class Convolutional(Layer):
     def drop_streamed(self) -> None:
         self._free_weights()
 
-    def wants_streamed(self) -> bool:
-        made = (getattr(self, name, None) for name in ("_winograd_u", "_packed", "_taps"))
-        return not any(m is not None and (not isinstance(m, dict) or m) for m in made)
+    def wants_streamed(self) -> bool:  # the forms the weights setter forgets
+        return not (self._winograd_u or self._packed is not None or self._taps is not None)
 
     def _free_weights(self) -> None:
         """Weights once: a form made from them (Winograd's U, packed weights) replaces them in

@@ -481,38 +481,35 @@ class Network:
         some on the calling thread only, routes whose inputs are in place not at all.
         stream: streamed weights are read ahead and freed after their layer (else read when
         first used and kept, for images run in parallel)."""
-        streamed = self.streamed if stream else {}
-        ahead = _ReadAhead(self.layers, {i: n for i, n in streamed.items() if self.active[i]})
-        try:
-            return self._layers(x, buffers, ws, modes, profile, streamed, ahead)
-        finally:
-            ahead.stop()
-
-    def _layers(self, x, buffers, ws, modes, profile, streamed, ahead) -> list[np.ndarray]:
+        streamed = {i: n for i, n in self.streamed.items() if stream and self.active[i]}
+        ahead = _ReadAhead(self.layers, streamed)
         outputs: list[np.ndarray | None] = []
         clock = time.perf_counter
-        for i, (layer, out) in enumerate(zip(self.layers, buffers)):
-            if not self.active[i]:
-                outputs.append(None)
-                continue
-            t0 = clock() if profile is not None else 0.0
-            mode = modes[i]
-            if mode == _SPLIT:
-                y = layer.forward(x, outputs, out, ws)
-            elif mode == _ALONE:
-                with threads.serial():
+        try:
+            for i, (layer, out) in enumerate(zip(self.layers, buffers)):
+                if not self.active[i]:
+                    outputs.append(None)
+                    continue
+                t0 = clock() if profile is not None else 0.0
+                mode = modes[i]
+                if mode == _SPLIT:
                     y = layer.forward(x, outputs, out, ws)
-            else:  # _SKIP: the route's output already holds its inputs
-                y = out
-            if out is not None and y is not out:
-                np.copyto(out, y)  # the plan's readers look in out
-                y = out
-            if profile is not None:
-                profile.append((i, clock() - t0))
-            if i in streamed:
-                ahead.next(layer)
-            outputs.append(y)
-            x = y
+                elif mode == _ALONE:
+                    with threads.serial():
+                        y = layer.forward(x, outputs, out, ws)
+                else:  # _SKIP: the route's output already holds its inputs
+                    y = out
+                if out is not None and y is not out:
+                    np.copyto(out, y)  # the plan's readers look in out
+                    y = out
+                if profile is not None:
+                    profile.append((i, clock() - t0))
+                if i in streamed:
+                    ahead.next(layer)
+                outputs.append(y)
+                x = y
+        finally:
+            ahead.stop()
         return [outputs[i] for i in self.output_layers]
 
     def _forward_images(self, x: np.ndarray, pool) -> list[np.ndarray]:
@@ -715,9 +712,6 @@ class _ReadAhead:
 
     def next(self, layer) -> None:
         """A streamed layer has run: free its weights; the thread may read one layer more."""
-        if self._thread is None:
-            layer.drop_streamed()
-            return
         with self._turn:
             layer.drop_streamed()
             self._done += 1

@@ -143,13 +143,17 @@ class WeightsReader:
             return None
         return FloatsAt(self.path, self._identity, self.header.nbytes + 4 * self.pos, n)
 
-    def take(self, n: int, what: str = "layer") -> np.ndarray:
-        """The next n floats (a new float32 array); running out is an error naming the layer."""
+    def _room(self, n: int, what: str) -> None:
+        """Running out of floats is an error naming the layer."""
         if self.pos + n > self.size:
             raise WeightsError(
                 f"{self.path}: ran out of floats at {what}: needs {n:,} more after "
                 f"{self.pos:,} but the file holds {self.size:,}"
             )
+
+    def take(self, n: int, what: str = "layer") -> np.ndarray:
+        """The next n floats (a new float32 array)."""
+        self._room(n, what)
         out = _read_floats(self._file, n)
         if out is None:  # the file shrank while we read it
             raise WeightsError(f"{self.path}: ran out of floats at {what}: the file was truncated")
@@ -158,11 +162,7 @@ class WeightsReader:
 
     def skip(self, n: int, what: str = "layer") -> None:
         """Step over the next n floats, to be read later from where(n) (a streamed parameter)."""
-        if self.pos + n > self.size:
-            raise WeightsError(
-                f"{self.path}: ran out of floats at {what}: needs {n:,} more after "
-                f"{self.pos:,} but the file holds {self.size:,}"
-            )
+        self._room(n, what)
         self._file.seek(4 * n, os.SEEK_CUR)
         self.pos += n
 
